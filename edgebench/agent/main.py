@@ -1,0 +1,223 @@
+"""One run on the device: read the plan, calibrate, write the run's user.conf, run the loop.
+
+Every device (the host itself, an SSH board) runs this same entry point in a fresh process:
+LoadGen's FromConfig may be called once per process, and a fresh process also keeps one
+run's interpreter state out of the next. Everything goes into the output directory as it
+happens; record.json is rewritten at each phase so an interrupted run still says how far it
+got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from . import AGENT_VERSION
+from .loadgen_loop import loadgen_version, run_loadgen_loop
+from .progress import ProgressReporter, emit
+from .recorder import QUERY_FILES, QueryRecorder
+from .runtime import Engine
+from .settings import effective_settings, parse_user_conf, render_user_conf
+
+RECORD_SCHEMA = "edgebench.runrecord/1"
+NATIVE_LOOP = "none (edgebench native loop)"
+CALIBRATION_SECONDS = 0.3
+# Hints are biased so LoadGen generates enough queries (latency hint below the measured
+# value) and Offline's single query outlasts min_duration (QPS hint above it).
+LATENCY_HINT_FACTOR = 0.5
+OFFLINE_QPS_FACTOR = 1.25
+SERVER_LOAD = 0.5
+
+
+class PlanError(ValueError):
+    """The plan handed to the agent is incomplete or inconsistent."""
+
+
+def load_samples(path: Optional[str], engine: Engine, seed: int = 0) -> List[np.ndarray]:
+    """Arrays `x` (one input) or `x0`, `x1`, ... (several); random data when none is given."""
+    if path:
+        with np.load(path) as data:
+            if "x" in data:
+                return [data["x"]]
+            keys = sorted((k for k in data.files if k[:1] == "x" and k[1:].isdigit()),
+                          key=lambda k: int(k[1:]))
+            if not keys:
+                raise PlanError(f"{path}: no array 'x' (or x0, x1, ...) with the input samples")
+            return [data[k] for k in keys]
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in engine.describe()["inputs"]:
+        shape = [64] + list(spec["shape"][1:])
+        dtype = np.dtype(spec["dtype"])
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            arrays.append(rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True))
+        else:
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+    return arrays
+
+
+def calibrate(engine: Engine, seconds: float = CALIBRATION_SECONDS) -> int:
+    """Median single-inference latency (ns) over a short warm loop."""
+    timings = []
+    deadline = time.monotonic() + seconds
+    index = 0
+    while len(timings) < 20 or time.monotonic() < deadline:
+        started = time.monotonic_ns()
+        engine.infer(index % engine.sample_count)
+        timings.append(time.monotonic_ns() - started)
+        index += 1
+    return int(np.median(timings))
+
+
+def hinted_settings(values: Dict[str, object], scenario: str, latency_ns: int) -> Dict[str, object]:
+    """Add LoadGen's expected-latency / QPS hints the user did not set, from calibration."""
+    merged = dict(values)
+    latency_ms = max(latency_ns, 1000) / 1e6
+    if scenario == "SingleStream":
+        merged.setdefault("target_latency", round(latency_ms * LATENCY_HINT_FACTOR, 6))
+    elif scenario == "MultiStream":
+        per_query = int(merged.get("samples_per_query", 8))
+        merged.setdefault("target_latency", round(latency_ms * per_query * LATENCY_HINT_FACTOR, 6))
+    elif scenario == "Server":
+        merged.setdefault("target_qps", round(SERVER_LOAD * 1e3 / latency_ms, 3))
+    else:
+        merged.setdefault("target_qps", round(OFFLINE_QPS_FACTOR * 1e3 / latency_ms, 3))
+    return merged
+
+
+class RunRecordWriter:
+    """record.json, rewritten whole (via a temp file) at every phase change."""
+
+    def __init__(self, outdir: str, plan: Dict[str, object]) -> None:
+        self.path = os.path.join(outdir, "record.json")
+        self.data: Dict[str, object] = {
+            "schema": RECORD_SCHEMA,
+            "agent_version": AGENT_VERSION,
+            "status": "starting",
+            "plan": plan,
+            "python": platform.python_version(),
+            "clock": "CLOCK_MONOTONIC",
+            "queries": {"files": list(QUERY_FILES), "dtype": "<i8", "directory": "queries"},
+        }
+        self.write()
+
+    def update(self, **fields: object) -> None:
+        self.data.update(fields)
+        self.write()
+
+    def write(self) -> None:
+        temporary = self.path + ".tmp"
+        with open(temporary, "w") as handle:
+            json.dump(self.data, handle, indent=2, default=str)
+        os.replace(temporary, self.path)
+
+
+def choose_loop(requested: str) -> str:
+    available = loadgen_version() is not None
+    if requested == "loadgen" and not available:
+        raise PlanError(
+            "loop 'loadgen' requested but mlperf_loadgen is not importable here; "
+            "install it with: pip install mlcommons-loadgen (or use --loop native)"
+        )
+    if requested == "native" or not available:
+        return "native"
+    return "loadgen"
+
+
+def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
+    os.makedirs(outdir, exist_ok=True)
+    writer = RunRecordWriter(outdir, plan)
+    scenario, mode = str(plan["scenario"]), str(plan["mode"])
+    name = str(plan.get("benchmark") or "model")
+    affinity = plan.get("affinity")
+    if affinity:
+        os.sched_setaffinity(0, [int(c) for c in affinity])  # type: ignore[union-attr]
+    engine = Engine(
+        str(plan["model"]),
+        runtime=str(plan.get("runtime", "auto")),
+        delegate=str(plan.get("delegate", "xnnpack")),
+        threads=int(plan.get("threads", 1)),  # type: ignore[arg-type]
+    )
+    engine.set_samples(load_samples(plan.get("samples"), engine))  # type: ignore[arg-type]
+    loop = choose_loop(str(plan.get("loop", "auto")))
+    writer.update(status="calibrating", engine=engine.describe(),
+                  loop="loadgen" if loop == "loadgen" else "native",
+                  loadgen=loadgen_version() if loop == "loadgen" else NATIVE_LOOP)
+    emit("phase", phase="calibrating")
+    latency_ns = calibrate(engine)
+
+    values = dict(plan.get("settings") or {})  # type: ignore[call-overload]
+    if mode == "performance":
+        values = hinted_settings(values, scenario, latency_ns)
+    conf_text = render_user_conf(name, scenario, values)
+    parse_user_conf(conf_text)
+    conf_path = os.path.join(outdir, "user.conf")
+    with open(conf_path, "w") as handle:
+        handle.write(conf_text)
+    total = engine.sample_count
+    perf_count = min(int(plan.get("performance_sample_count") or total), total)  # type: ignore[arg-type]
+    settings = effective_settings(conf_text, name, scenario, mode, total, perf_count)
+    expected_s = settings.min_duration_ms / 1e3 if mode == "performance" else 0.0
+    expected_q = total if mode == "accuracy" else 0
+
+    recorder = QueryRecorder(os.path.join(outdir, "queries"))
+    started = time.monotonic_ns()
+    writer.update(status="running", calibration_latency_ns=latency_ns,
+                  settings=settings.to_dict(), user_conf="user.conf", start_ns=started)
+    emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
+    reporter = ProgressReporter("running", lambda: recorder.count, expected_s, expected_q)
+    try:
+        with reporter:
+            if loop == "loadgen":
+                audit = str(plan.get("audit_config") or "audit.config")
+                results = run_loadgen_loop(
+                    conf_path, name, scenario, mode, engine, recorder, outdir, total,
+                    settings.performance_sample_count, audit, bool(plan.get("trace", False)),
+                )
+            else:
+                from .native_loop import run_native_loop
+
+                results = run_native_loop(settings, engine, recorder, outdir, total)
+    except KeyboardInterrupt:
+        recorder.close()
+        writer.update(status="interrupted", end_ns=time.monotonic_ns(), query_count=recorder.count)
+        raise
+    except BaseException as error:
+        recorder.close()
+        writer.update(status="failed", error=str(error), end_ns=time.monotonic_ns(),
+                      query_count=recorder.count)
+        raise
+    recorder.close()
+    writer.update(status="complete", end_ns=time.monotonic_ns(), query_count=recorder.count,
+                  results=results)
+    emit("done", status="complete", queries=recorder.count)
+    return writer.data
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m edgebench.agent PLAN.json OUTDIR\n")
+        return 2
+    with open(args[0]) as handle:
+        plan = json.load(handle)
+    # The host stops a run with SIGTERM (SSH) or SIGINT (Ctrl-C); both end as KeyboardInterrupt
+    # so the record is marked interrupted before the process exits.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        run(plan, args[1])
+    except KeyboardInterrupt:
+        emit("error", message="interrupted")
+        return 130
+    except Exception as error:
+        emit("error", message=f"{type(error).__name__}: {error}", kind=type(error).__name__)
+        return 1
+    return 0

@@ -1,0 +1,103 @@
+"""Per-query times, streamed to disk in chunks so a 1e8-query run stays bounded in memory.
+
+Three flat little-endian int64 files (sample index, issue ns, completion ns, all in the
+device's CLOCK_MONOTONIC) grow by one chunk at a time; a crash loses at most the chunk in
+flight, and `np.fromfile` reads them back without any parser. The hot path only appends to
+`array.array` buffers; the full buffer is handed to a writer thread so the query that fills
+it pays for a buffer swap, not for disk I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from array import array
+from typing import List, Optional, Tuple
+
+QUERY_FILES = ("index.i64", "issue_ns.i64", "complete_ns.i64")
+CHUNK_QUERIES = 1 << 16
+
+
+class QueryRecorder:
+    """Appends (sample index, issue ns, completion ns) per completed sample."""
+
+    def __init__(self, directory: str, chunk: int = CHUNK_QUERIES) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.chunk = chunk
+        self.count = 0
+        self._files = [open(os.path.join(directory, name), "wb") for name in QUERY_FILES]
+        self._pending: "queue.Queue[Optional[Tuple[array, array, array]]]" = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="query-writer", daemon=True)
+        self._writer.start()
+        self._new_buffers()
+
+    def _new_buffers(self) -> None:
+        self.indices = array("q")
+        self.issues = array("q")
+        self.completions = array("q")
+        self._flushed = self.count
+
+    def record(self, index: int, issue_ns: int, complete_ns: int) -> None:
+        self.indices.append(index)
+        self.issues.append(issue_ns)
+        self.completions.append(complete_ns)
+        self.count += 1
+        if self.count - self._flushed >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.count != self._flushed:
+            self._pending.put((self.indices, self.issues, self.completions))
+            self._new_buffers()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._pending.get()
+            if item is None:
+                return
+            for handle, values in zip(self._files, item):
+                values.tofile(handle)
+                handle.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._pending.put(None)
+        self._writer.join()
+        for handle in self._files:
+            handle.close()
+
+
+class AccuracyLog:
+    """The JSON-array accuracy log in LoadGen's layout (uppercase hex), written incrementally.
+
+    The native loop uses it under its own file name, so it never passes for LoadGen's.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._handle = open(path, "w")
+        self._handle.write("[\n")
+        self._first = True
+        self.entries = 0
+
+    def add(self, seq_id: int, qsl_idx: int, data: bytes) -> None:
+        separator = "" if self._first else ",\n"
+        self._first = False
+        entry = {"seq_id": seq_id, "qsl_idx": qsl_idx, "data": data.hex().upper()}
+        self._handle.write(separator + json.dumps(entry))
+        self.entries += 1
+
+    def close(self) -> None:
+        self._handle.write("\n]\n")
+        self._handle.close()
+
+
+def read_queries(directory: str) -> List["object"]:
+    """Load the three per-query arrays (numpy int64) written by QueryRecorder."""
+    import numpy as np
+
+    arrays = [np.fromfile(os.path.join(directory, name), dtype="<i8") for name in QUERY_FILES]
+    length = min(len(a) for a in arrays)
+    return [a[:length] for a in arrays]
