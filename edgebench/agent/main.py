@@ -46,8 +46,10 @@ def load_samples(path: Optional[str], engine: Engine, seed: int = 0) -> List[np.
         with np.load(path) as data:
             if "x" in data:
                 return [data["x"]]
-            keys = sorted((k for k in data.files if k[:1] == "x" and k[1:].isdigit()),
-                          key=lambda k: int(k[1:]))
+            keys = sorted(
+                (k for k in data.files if k[:1] == "x" and k[1:].isdigit()),
+                key=lambda k: int(k[1:]),
+            )
             if not keys:
                 raise PlanError(f"{path}: no array 'x' (or x0, x1, ...) with the input samples")
             return [data[k] for k in keys]
@@ -148,9 +150,12 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
     )
     engine.set_samples(load_samples(plan.get("samples"), engine))  # type: ignore[arg-type]
     loop = choose_loop(str(plan.get("loop", "auto")))
-    writer.update(status="calibrating", engine=engine.describe(),
-                  loop="loadgen" if loop == "loadgen" else "native",
-                  loadgen=loadgen_version() if loop == "loadgen" else NATIVE_LOOP)
+    writer.update(
+        status="calibrating",
+        engine=engine.describe(),
+        loop="loadgen" if loop == "loadgen" else "native",
+        loadgen=loadgen_version() if loop == "loadgen" else NATIVE_LOOP,
+    )
     emit("phase", phase="calibrating")
     latency_ns = calibrate(engine)
 
@@ -170,8 +175,13 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
 
     recorder = QueryRecorder(os.path.join(outdir, "queries"))
     started = time.monotonic_ns()
-    writer.update(status="running", calibration_latency_ns=latency_ns,
-                  settings=settings.to_dict(), user_conf="user.conf", start_ns=started)
+    writer.update(
+        status="running",
+        calibration_latency_ns=latency_ns,
+        settings=settings.to_dict(),
+        user_conf="user.conf",
+        start_ns=started,
+    )
     emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
     reporter = ProgressReporter("running", lambda: recorder.count, expected_s, expected_q)
     try:
@@ -179,8 +189,17 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
             if loop == "loadgen":
                 audit = str(plan.get("audit_config") or "audit.config")
                 results = run_loadgen_loop(
-                    conf_path, name, scenario, mode, engine, recorder, outdir, total,
-                    settings.performance_sample_count, audit, bool(plan.get("trace", False)),
+                    conf_path,
+                    name,
+                    scenario,
+                    mode,
+                    engine,
+                    recorder,
+                    outdir,
+                    total,
+                    settings.performance_sample_count,
+                    audit,
+                    bool(plan.get("trace", False)),
                 )
             else:
                 from .native_loop import run_native_loop
@@ -192,20 +211,30 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
         raise
     except BaseException as error:
         recorder.close()
-        writer.update(status="failed", error=str(error), end_ns=time.monotonic_ns(),
-                      query_count=recorder.count)
+        writer.update(
+            status="failed",
+            error=str(error),
+            end_ns=time.monotonic_ns(),
+            query_count=recorder.count,
+        )
         raise
     recorder.close()
-    writer.update(status="complete", end_ns=time.monotonic_ns(), query_count=recorder.count,
-                  results=results)
+    writer.update(
+        status="complete", end_ns=time.monotonic_ns(), query_count=recorder.count, results=results
+    )
     emit("done", status="complete", queries=recorder.count)
     return writer.data
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--describe"]:
+        from .sysinfo import describe
+
+        sys.stdout.write(json.dumps(describe()) + "\n")
+        return 0
     if len(args) != 2:
-        sys.stderr.write("usage: python -m edgebench.agent PLAN.json OUTDIR\n")
+        sys.stderr.write("usage: python -m edgebench.agent PLAN.json OUTDIR | --describe\n")
         return 2
     with open(args[0]) as handle:
         plan = json.load(handle)
@@ -216,7 +245,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         run(plan, args[1])
     except KeyboardInterrupt:
         emit("error", message="interrupted")
-        return 130
+        # LoadGen's thread may still be inside C++; leave without waiting for it.
+        sys.stderr.flush()
+        os._exit(130)
     except Exception as error:
         emit("error", message=f"{type(error).__name__}: {error}", kind=type(error).__name__)
         return 1

@@ -162,9 +162,11 @@ class Engine:
                 raise ModelError(
                     f"samples of shape {list(array.shape[1:])} do not fit input {list(view.shape)}"
                 )
-            prepared.append(np.ascontiguousarray(array, dtype=view.dtype).reshape(
-                (len(array),) + tuple(view.shape)
-            ))
+            prepared.append(
+                np.ascontiguousarray(array, dtype=view.dtype).reshape(
+                    (len(array),) + tuple(view.shape)
+                )
+            )
         self._samples = prepared
         self.sample_count = len(prepared[0])
 
@@ -179,4 +181,3 @@ class Engine:
     def output_bytes(self) -> bytes:
         """The current output tensor(s) as raw bytes, outputs concatenated in order."""
         return b"".join(v.tobytes() for v in self._outputs)
-

@@ -133,12 +133,12 @@ def _convert(key: str, value: str, number: int = 0) -> float:
     try:
         return float(value) if _CONF_KEYS[key] != "int" else int(value)
     except ValueError:
-        raise SettingsError(
-            f"user.conf line {number}: {key} = {value!r} is not a number"
-        ) from None
+        raise SettingsError(f"user.conf line {number}: {key} = {value!r} is not a number") from None
 
 
-def lookup(rows: List[Tuple[str, str, str, str]], model: str, scenario: str, key: str) -> Optional[str]:
+def lookup(
+    rows: List[Tuple[str, str, str, str]], model: str, scenario: str, key: str
+) -> Optional[str]:
     """LoadGen's precedence: model.scenario > *.scenario > model.* > *.*."""
     for want_model, want_scenario in ((model, scenario), ("*", scenario), (model, "*"), ("*", "*")):
         found = None

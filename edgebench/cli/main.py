@@ -1,0 +1,165 @@
+"""The `edgebench` command. Every expected failure ends as one line naming the problem and
+the fix, and a non-zero exit code; tracebacks are kept for bugs (and EDGEBENCH_DEBUG=1)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from .. import __version__
+from ..agent.runtime import ModelError, RuntimeMissing
+from ..agent.settings import SettingsError
+from ..devices.base import DeviceError
+from ..devices.profiles import find_profiles, load_profile
+from ..runner.results import ResultsError, load_result
+from ..runner.run import RunError
+from ..runner.scoring import ScoringError
+from ..suite.benchmarks import BenchmarkError, bundled_benchmarks
+from . import run_command
+from .render import print_json, print_result, stderr, stdout
+
+EXPECTED_ERRORS = (
+    BenchmarkError,
+    DeviceError,
+    ModelError,
+    ResultsError,
+    RunError,
+    RuntimeMissing,
+    ScoringError,
+    SettingsError,
+)
+
+
+def benchmarks_command(args: argparse.Namespace) -> int:
+    suite = bundled_benchmarks()
+    rows = [
+        {
+            "name": b.name,
+            "task": b.task,
+            "model": b.model_path.name,
+            "sha256": b.model_sha256,
+            "metric": b.metric,
+            "target": b.target,
+            "scenarios": list(b.scenarios),
+            "eval_samples": b.dataset_count,
+        }
+        for b in suite.values()
+    ]
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table(title="edgebench reference suite")
+    for column in ("name", "task", "model", "sha256", "metric", "target", "scenarios", "eval"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["task"],
+            row["model"],
+            row["sha256"][:16] + "...",
+            row["metric"],
+            f"{row['target']:.4f}",
+            ", ".join(row["scenarios"]),
+            str(row["eval_samples"]),
+        )
+    stdout.print(table)
+    return 0
+
+
+def devices_command(args: argparse.Namespace) -> int:
+    rows = []
+    for name, found in sorted(find_profiles().items()):
+        try:
+            profile = load_profile(str(found.path))
+            rows.append(
+                {
+                    "name": name,
+                    "transport": profile["transport"],
+                    "description": profile.get("description", ""),
+                    "path": str(found.path),
+                    "error": None,
+                }
+            )
+        except DeviceError as error:
+            rows.append(
+                {
+                    "name": name,
+                    "transport": "?",
+                    "description": "",
+                    "path": str(found.path),
+                    "error": str(error),
+                }
+            )
+    if args.json:
+        print_json(rows)
+        return 0
+    table = Table(title="device profiles")
+    for column in ("name", "transport", "description", "file"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        description = f"[red]{row['error']}[/]" if row["error"] else row["description"]
+        table.add_row(row["name"], row["transport"], description, row["path"])
+    stdout.print(table)
+    return 0 if all(r["error"] is None for r in rows) else 1
+
+
+def show_command(args: argparse.Namespace) -> int:
+    result = load_result(args.run)
+    if args.json:
+        print_json(result)
+    else:
+        print_result(result)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgebench",
+        description="Benchmark int8 ML inference on edge devices with MLPerf semantics.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgebench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run benchmarks on a device")
+    run_command.add_arguments(run)
+    run.set_defaults(handler=run_command.run_command)
+
+    bench = commands.add_parser("benchmarks", help="list the bundled benchmarks")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(handler=benchmarks_command)
+
+    devices = commands.add_parser("devices", help="list device profiles")
+    devices.add_argument("--json", action="store_true")
+    devices.set_defaults(handler=devices_command)
+
+    show = commands.add_parser("show", help="print a finished run's summary")
+    show.add_argument("run", type=Path, help="results/<run-id>")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=show_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        stderr.print("edgebench: interrupted; the current run is marked incomplete")
+        return 130
+    except EXPECTED_ERRORS as error:
+        if os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        stderr.print(f"edgebench: error: {error}", highlight=False, markup=False)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

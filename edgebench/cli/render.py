@@ -1,0 +1,58 @@
+"""Tables people read at the end of a command; --json output is the same data, unformatted."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..runner.summary import summary_lines
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def results_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="edgebench results", show_lines=False)
+    for column in ("benchmark", "scenario", "mode", "result", "metric", "p50 (us)", "accuracy"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        metrics = result.get("metrics") or {}
+        label, value = metrics.get("primary", ("", None))
+        p50 = (metrics.get("latency_ns") or {}).get("p50")
+        accuracy = metrics.get("accuracy")
+        verdict = {True: "[green]VALID[/]", False: "[red]INVALID[/]"}.get(result.get("valid"), "-")
+        if result.get("status") != "complete":
+            verdict = f"[red]{str(result.get('status')).upper()}[/]"
+        table.add_row(
+            str(result.get("benchmark")),
+            str(result.get("scenario")),
+            str(result.get("mode")),
+            verdict,
+            f"{value:.4g} {label}" if label and value is not None else "-",
+            _fmt(p50 / 1e3 if p50 else None, 1),
+            "-"
+            if not accuracy
+            else f"{accuracy['metric']} {accuracy['value']:.4f} (target {_fmt(accuracy['target'], 4)})",
+        )
+    return table
+
+
+def print_result(result: dict[str, Any]) -> None:
+    for line in summary_lines(result):
+        stdout.print(line, highlight=False, markup=False)

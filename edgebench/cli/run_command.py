@@ -1,0 +1,153 @@
+"""`edgebench run`: a sweep of runs on one device, a progress bar each, a table at the end."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..devices.profiles import DEFAULT_DEVICE, open_device
+from ..runner.run import RunError, RunOptions, run_benchmark
+from ..suite.benchmarks import DEFAULT_SCENARIOS, Benchmark, bundled_benchmarks, get_benchmark
+from ..suite.user_model import user_benchmark
+from .progress import RunProgress
+from .render import print_json, results_table, stderr, stdout
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-d",
+        "--device",
+        default=DEFAULT_DEVICE,
+        help="device profile name or YAML path (default: local)",
+    )
+    parser.add_argument(
+        "-b",
+        "--benchmark",
+        action="append",
+        help="benchmark name; repeat or comma-separate (default: whole suite)",
+    )
+    parser.add_argument(
+        "-s",
+        "--scenario",
+        action="append",
+        help="SingleStream, MultiStream, Server or Offline; repeatable",
+    )
+    parser.add_argument(
+        "-m",
+        "--mode",
+        choices=("performance", "accuracy"),
+        help="default: performance in each scenario plus one accuracy run",
+    )
+    parser.add_argument("--model", type=Path, help="your own .tflite model (open division)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="labelled data for --model (.npz with x and y)"
+    )
+    parser.add_argument(
+        "--settings",
+        default="quick",
+        choices=("quick", "submission"),
+        help="settings profile (default: quick)",
+    )
+    parser.add_argument("--conf", type=Path, help="user.conf-style override file")
+    parser.add_argument("--duration", type=float, help="minimum duration in seconds")
+    parser.add_argument("--runtime", help="auto, ai_edge_litert or tflite_runtime")
+    parser.add_argument("--delegate", help="xnnpack, none or reference")
+    parser.add_argument("--threads", type=int, help="interpreter threads")
+    parser.add_argument("--affinity", help="CPU list for the agent, e.g. 1 or 0,1")
+    parser.add_argument(
+        "--loop", choices=("auto", "loadgen", "native"), help="auto uses LoadGen when importable"
+    )
+    parser.add_argument("--trace", action="store_true", help="also write LoadGen's trace log")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results root directory (default: ./results)",
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+
+
+def _benchmarks(args: argparse.Namespace) -> list[Benchmark]:
+    if args.model is not None:
+        return [user_benchmark(args.model, args.data_dir)]
+    if args.data_dir is not None:
+        raise SystemExit("edgebench: error: --data-dir needs --model")
+    if not args.benchmark:
+        return list(bundled_benchmarks().values())
+    names = [name for value in args.benchmark for name in value.split(",") if name]
+    return [get_benchmark(name) for name in names]
+
+
+def plan_runs(
+    args: argparse.Namespace, benchmarks: list[Benchmark]
+) -> list[tuple[Benchmark, str, str]]:
+    """(benchmark, scenario, mode) triples in the order they will run."""
+    runs = []
+    for benchmark in benchmarks:
+        scenarios = args.scenario or [s for s in DEFAULT_SCENARIOS if s in benchmark.scenarios]
+        if args.mode:
+            modes = [args.mode]
+        elif benchmark.metric == "none":
+            modes = ["performance"]
+        else:
+            modes = ["performance", "accuracy"]
+        for mode in modes:
+            # One accuracy run per benchmark in the default sweep: outputs do not depend on
+            # the scenario, and Offline is the fastest way through the evaluation set.
+            chosen = scenarios
+            if mode == "accuracy" and not args.scenario and not args.mode:
+                chosen = ["Offline" if "Offline" in scenarios else scenarios[0]]
+            runs.extend((benchmark, scenario, mode) for scenario in chosen)
+    return runs
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    affinity = [int(c) for c in args.affinity.split(",")] if args.affinity else None
+    return RunOptions(
+        settings_profile=args.settings,
+        override_file=args.conf,
+        min_duration_s=args.duration,
+        runtime=args.runtime,
+        delegate=args.delegate,
+        threads=args.threads,
+        affinity=affinity,
+        loop=args.loop,
+        trace=args.trace,
+        results_root=args.results,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    benchmarks = _benchmarks(args)
+    runs = plan_runs(args, benchmarks)
+    options = options_from(args)
+    results: list[dict[str, Any]] = []
+    with open_device(args.device) as device:
+        system = device.describe()
+        for number, (benchmark, scenario, mode) in enumerate(runs, 1):
+            label = f"[{number}/{len(runs)}] {benchmark.name} {scenario} {mode}"
+            try:
+                with RunProgress(label, enabled=not args.json) as progress:
+                    result = run_benchmark(
+                        device, system, benchmark, scenario, mode, options, progress.handle
+                    )
+            except RunError as error:
+                stderr.print(f"[red]{label}: {error}[/]", highlight=False)
+                result = error.result
+            results.append(result)
+            if not args.json:
+                stderr.print(f"{label}: {_verdict(result)}", highlight=False)
+    if args.json:
+        print_json(results)
+    else:
+        stdout.print(results_table(results))
+        for result in results:
+            stdout.print(f"  {options.results_root / str(result.get('run_id'))}", highlight=False)
+    return 0 if all(r.get("valid") for r in results) else 1
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    if result.get("status") != "complete":
+        return str(result.get("status")).upper()
+    return "VALID" if result.get("valid") else "INVALID: " + "; ".join(result.get("reasons", []))
