@@ -182,7 +182,7 @@ def effective_settings(
         scenario=scenario,
         mode=mode,
         samples_per_query=int(values["samples_per_query"]) if scenario == "MultiStream" else 1,
-        target_latency_ns=int(round(latency_ms * 1e6)),
+        target_latency_ns=round(latency_ms * 1e6),
         target_latency_percentile=float(values.get("target_latency_percentile", 90.0)) / 100.0,
         target_qps=float(values.get("target_qps", 1.0)),
         min_duration_ms=float(values["min_duration"]),

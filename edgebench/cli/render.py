@@ -46,11 +46,15 @@ def results_table(results: list[dict[str, Any]]) -> Table:
             verdict,
             f"{value:.4g} {label}" if label and value is not None else "-",
             _fmt(p50 / 1e3 if p50 else None, 1),
-            "-"
-            if not accuracy
-            else f"{accuracy['metric']} {accuracy['value']:.4f} (target {_fmt(accuracy['target'], 4)})",
+            _accuracy_cell(accuracy),
         )
     return table
+
+
+def _accuracy_cell(accuracy: dict[str, Any] | None) -> str:
+    if not accuracy:
+        return "-"
+    return f"{accuracy['metric']} {accuracy['value']:.4f} (target {_fmt(accuracy['target'], 4)})"
 
 
 def print_result(result: dict[str, Any]) -> None:

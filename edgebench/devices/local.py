@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..agent.progress import EVENT_PREFIX
 from .base import Device, DeviceError, EventHandler, RunRecord, SystemInfo
@@ -37,7 +37,7 @@ class LocalDevice(Device):
     """Runs on this machine with this Python."""
 
     transport = "local"
-    profile_keys = {"python": str}
+    profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {"python": str}
 
     def open(self) -> None:
         self.python = str(self.profile.get("python") or sys.executable)

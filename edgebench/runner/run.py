@@ -61,7 +61,8 @@ def build_plan(
         raise SettingsError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
     if scenario not in benchmark.scenarios:
         raise SettingsError(
-            f"{benchmark.name} does not allow {scenario}; use one of {', '.join(benchmark.scenarios)}"
+            f"{benchmark.name} does not allow {scenario}; "
+            f"use one of {', '.join(benchmark.scenarios)}"
         )
     if mode not in MODES:
         raise SettingsError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
