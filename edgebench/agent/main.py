@@ -24,7 +24,7 @@ from .loadgen_loop import loadgen_version, run_loadgen_loop
 from .progress import ProgressReporter, emit
 from .recorder import QUERY_FILES, QueryRecorder
 from .runtime import Engine
-from .settings import effective_settings, parse_user_conf, render_user_conf
+from .settings import effective_settings, render_user_conf
 
 RECORD_SCHEMA = "edgebench.runrecord/1"
 NATIVE_LOOP = "none (edgebench native loop)"
@@ -138,90 +138,93 @@ def choose_loop(requested: str) -> str:
     return "loadgen"
 
 
+class Prepared:
+    """Everything measured or decided before the timed loop starts."""
+
+    def __init__(self, plan: Dict[str, object], outdir: str, writer: RunRecordWriter) -> None:
+        self.scenario, self.mode = str(plan["scenario"]), str(plan["mode"])
+        self.name = str(plan.get("benchmark") or "model")
+        affinity = plan.get("affinity")
+        if affinity:
+            os.sched_setaffinity(0, [int(c) for c in affinity])  # type: ignore[union-attr]
+        self.engine = Engine(
+            str(plan["model"]),
+            runtime=str(plan.get("runtime", "auto")),
+            delegate=str(plan.get("delegate", "xnnpack")),
+            threads=int(plan.get("threads", 1)),  # type: ignore[arg-type]
+        )
+        self.engine.set_samples(load_samples(plan.get("samples"), self.engine))  # type: ignore[arg-type]
+        self.loop = choose_loop(str(plan.get("loop", "auto")))
+        writer.update(
+            status="calibrating",
+            engine=self.engine.describe(),
+            loop=self.loop,
+            loadgen=loadgen_version() if self.loop == "loadgen" else NATIVE_LOOP,
+        )
+        emit("phase", phase="calibrating")
+        self.latency_ns = calibrate(self.engine)
+        values = dict(plan.get("settings") or {})  # type: ignore[call-overload]
+        if self.mode == "performance":
+            values = hinted_settings(values, self.scenario, self.latency_ns)
+        conf_text = render_user_conf(self.name, self.scenario, values)
+        self.conf_path = os.path.join(outdir, "user.conf")
+        with open(self.conf_path, "w") as handle:
+            handle.write(conf_text)
+        self.total = self.engine.sample_count
+        wanted = int(plan.get("performance_sample_count") or self.total)  # type: ignore[arg-type]
+        self.settings = effective_settings(
+            conf_text, self.name, self.scenario, self.mode, self.total, min(wanted, self.total)
+        )
+
+
+def measure(
+    prepared: Prepared, plan: Dict[str, object], outdir: str, recorder: QueryRecorder
+) -> Dict[str, object]:
+    settings = prepared.settings
+    expected_s = settings.min_duration_ms / 1e3 if prepared.mode == "performance" else 0.0
+    expected_q = prepared.total if prepared.mode == "accuracy" else 0
+    emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
+    with ProgressReporter("running", lambda: recorder.count, expected_s, expected_q):
+        if prepared.loop == "loadgen":
+            return run_loadgen_loop(
+                prepared.conf_path,
+                prepared.name,
+                prepared.scenario,
+                prepared.mode,
+                prepared.engine,
+                recorder,
+                outdir,
+                prepared.total,
+                settings.performance_sample_count,
+                str(plan.get("audit_config") or "audit.config"),
+                bool(plan.get("trace", False)),
+            )
+        from .native_loop import run_native_loop
+
+        return run_native_loop(settings, prepared.engine, recorder, outdir, prepared.total)
+
+
 def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
     outdir = os.path.abspath(outdir)  # LoadGen runs with the output directory as its cwd
     os.makedirs(outdir, exist_ok=True)
     writer = RunRecordWriter(outdir, plan)
-    scenario, mode = str(plan["scenario"]), str(plan["mode"])
-    name = str(plan.get("benchmark") or "model")
-    affinity = plan.get("affinity")
-    if affinity:
-        os.sched_setaffinity(0, [int(c) for c in affinity])  # type: ignore[union-attr]
-    engine = Engine(
-        str(plan["model"]),
-        runtime=str(plan.get("runtime", "auto")),
-        delegate=str(plan.get("delegate", "xnnpack")),
-        threads=int(plan.get("threads", 1)),  # type: ignore[arg-type]
-    )
-    engine.set_samples(load_samples(plan.get("samples"), engine))  # type: ignore[arg-type]
-    loop = choose_loop(str(plan.get("loop", "auto")))
-    writer.update(
-        status="calibrating",
-        engine=engine.describe(),
-        loop="loadgen" if loop == "loadgen" else "native",
-        loadgen=loadgen_version() if loop == "loadgen" else NATIVE_LOOP,
-    )
-    emit("phase", phase="calibrating")
-    latency_ns = calibrate(engine)
-
-    values = dict(plan.get("settings") or {})  # type: ignore[call-overload]
-    if mode == "performance":
-        values = hinted_settings(values, scenario, latency_ns)
-    conf_text = render_user_conf(name, scenario, values)
-    parse_user_conf(conf_text)
-    conf_path = os.path.join(outdir, "user.conf")
-    with open(conf_path, "w") as handle:
-        handle.write(conf_text)
-    total = engine.sample_count
-    perf_count = min(int(plan.get("performance_sample_count") or total), total)  # type: ignore[arg-type]
-    settings = effective_settings(conf_text, name, scenario, mode, total, perf_count)
-    expected_s = settings.min_duration_ms / 1e3 if mode == "performance" else 0.0
-    expected_q = total if mode == "accuracy" else 0
-
-    recorder = QueryRecorder(os.path.join(outdir, "queries"))
-    started = time.monotonic_ns()
-    writer.update(
-        status="running",
-        calibration_latency_ns=latency_ns,
-        settings=settings.to_dict(),
-        user_conf="user.conf",
-        start_ns=started,
-    )
-    emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
-    reporter = ProgressReporter("running", lambda: recorder.count, expected_s, expected_q)
+    recorder: Optional[QueryRecorder] = None
     try:
-        with reporter:
-            if loop == "loadgen":
-                audit = str(plan.get("audit_config") or "audit.config")
-                results = run_loadgen_loop(
-                    conf_path,
-                    name,
-                    scenario,
-                    mode,
-                    engine,
-                    recorder,
-                    outdir,
-                    total,
-                    settings.performance_sample_count,
-                    audit,
-                    bool(plan.get("trace", False)),
-                )
-            else:
-                from .native_loop import run_native_loop
-
-                results = run_native_loop(settings, engine, recorder, outdir, total)
+        prepared = Prepared(plan, outdir, writer)
+        recorder = QueryRecorder(os.path.join(outdir, "queries"))
+        writer.update(
+            status="running",
+            calibration_latency_ns=prepared.latency_ns,
+            settings=prepared.settings.to_dict(),
+            user_conf="user.conf",
+            start_ns=time.monotonic_ns(),
+        )
+        results = measure(prepared, plan, outdir, recorder)
     except KeyboardInterrupt:
-        recorder.close()
-        writer.update(status="interrupted", end_ns=time.monotonic_ns(), query_count=recorder.count)
+        _stop(writer, recorder, "interrupted", "interrupted")
         raise
     except BaseException as error:
-        recorder.close()
-        writer.update(
-            status="failed",
-            error=str(error),
-            end_ns=time.monotonic_ns(),
-            query_count=recorder.count,
-        )
+        _stop(writer, recorder, "failed", str(error))
         raise
     recorder.close()
     writer.update(
@@ -229,6 +232,17 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
     )
     emit("done", status="complete", queries=recorder.count)
     return writer.data
+
+
+def _stop(
+    writer: RunRecordWriter, recorder: Optional[QueryRecorder], status: str, error: str
+) -> None:
+    """Keep what was measured: flush the per-query files, then say why the run ended."""
+    count = 0
+    if recorder is not None:
+        recorder.close()
+        count = recorder.count
+    writer.update(status=status, error=error, end_ns=time.monotonic_ns(), query_count=count)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

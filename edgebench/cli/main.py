@@ -94,9 +94,10 @@ def devices_command(args: argparse.Namespace) -> int:
                     "error": str(error),
                 }
             )
+    status = 0 if all(r["error"] is None for r in rows) else 1
     if args.json:
         print_json(rows)
-        return 0
+        return status
     table = Table(title="device profiles")
     for column in ("name", "transport", "description", "file"):
         table.add_column(column, overflow="fold")
@@ -104,7 +105,7 @@ def devices_command(args: argparse.Namespace) -> int:
         description = f"[red]{row['error']}[/]" if row["error"] else row["description"]
         table.add_row(row["name"], row["transport"], description, row["path"])
     stdout.print(table)
-    return 0 if all(r["error"] is None for r in rows) else 1
+    return status
 
 
 def show_command(args: argparse.Namespace) -> int:

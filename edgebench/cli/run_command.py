@@ -119,11 +119,12 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    device = open_device(args.device)
     benchmarks = _benchmarks(args)
     runs = plan_runs(args, benchmarks)
     options = options_from(args)
     results: list[dict[str, Any]] = []
-    with open_device(args.device) as device:
+    with device:
         system = device.describe()
         for number, (benchmark, scenario, mode) in enumerate(runs, 1):
             label = f"[{number}/{len(runs)}] {benchmark.name} {scenario} {mode}"
@@ -133,7 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
                         device, system, benchmark, scenario, mode, options, progress.handle
                     )
             except RunError as error:
-                stderr.print(f"[red]{label}: {error}[/]", highlight=False)
+                stderr.print(f"[red]{error}[/]", highlight=False)
                 result = error.result
             results.append(result)
             if not args.json:
