@@ -29,9 +29,11 @@ from .settings import effective_settings, render_user_conf
 RECORD_SCHEMA = "edgebench.runrecord/1"
 NATIVE_LOOP = "none (edgebench native loop)"
 CALIBRATION_SECONDS = 0.3
-# Hints are biased so LoadGen generates enough queries (latency hint below the measured
-# value) and Offline's single query outlasts min_duration (QPS hint above it).
-LATENCY_HINT_FACTOR = 0.5
+# Hints are biased so LoadGen generates enough queries (latency hint a little below the
+# measured value; LoadGen itself generates 2x the expected count) and Offline's single query
+# outlasts min_duration (QPS hint above it). LoadGen holds every generated query in memory, so
+# a latency hint far below the truth costs gigabytes on microsecond models.
+LATENCY_HINT_FACTOR = 0.8
 OFFLINE_QPS_FACTOR = 1.25
 SERVER_LOAD = 0.5
 # LoadGen's Server scheduler and the Python callback cost on the order of 10 us per query on a
@@ -226,11 +228,9 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
     except BaseException as error:
         _stop(writer, recorder, "failed", str(error))
         raise
-    recorder.close()
-    writer.update(
-        status="complete", end_ns=time.monotonic_ns(), query_count=recorder.count, results=results
-    )
-    emit("done", status="complete", queries=recorder.count)
+    count = recorder.close()
+    writer.update(status="complete", end_ns=time.monotonic_ns(), query_count=count, results=results)
+    emit("done", status="complete", queries=count)
     return writer.data
 
 
@@ -238,10 +238,7 @@ def _stop(
     writer: RunRecordWriter, recorder: Optional[QueryRecorder], status: str, error: str
 ) -> None:
     """Keep what was measured: flush the per-query files, then say why the run ended."""
-    count = 0
-    if recorder is not None:
-        recorder.close()
-        count = recorder.count
+    count = recorder.close() if recorder is not None else 0
     writer.update(status=status, error=error, end_ns=time.monotonic_ns(), query_count=count)
 
 

@@ -62,12 +62,19 @@ class QueryRecorder:
                 values.tofile(handle)
                 handle.flush()
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Write what is buffered; returns the number of samples on disk.
+
+        A LoadGen thread still running after an interrupt may go on appending; those late
+        samples are not written, and the returned count says exactly what was.
+        """
         self.flush()
+        written = self._flushed
         self._pending.put(None)
         self._writer.join()
         for handle in self._files:
             handle.close()
+        return written
 
 
 class AccuracyLog:

@@ -1,0 +1,58 @@
+"""Ctrl-C in the middle of a run leaves a results directory marked incomplete, not empty."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgebench.agent.recorder import read_queries
+
+from .support import REPO
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(kws_model: Path,
+                                                                 tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgebench.cli.main", "run", "--model", str(kws_model),
+         "-s", "SingleStream", "--duration", "60", "--results", "res", "--json"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        def measuring() -> bool:
+            # The first chunk of per-query times reaches the disk after 65,536 queries.
+            files = list((tmp_path / "res").glob("*/queries/index.i64"))
+            return bool(files) and files[0].stat().st_size > 0
+
+        assert wait_for(measuring, 60), "the run never started measuring"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr
+    [run_dir] = list((tmp_path / "res").iterdir())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "incomplete"
+    assert result["valid"] is False
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "interrupted"
+    assert record["query_count"] > 0
+    index, issue, complete = read_queries(str(run_dir / "queries"))
+    assert len(index) == record["query_count"]
+    assert (run_dir / "summary.txt").read_text().count("incomplete") >= 1
