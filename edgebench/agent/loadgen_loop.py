@@ -82,6 +82,15 @@ def run_loadgen_loop(
     responses = [response]
 
     def issue(ids, indices) -> None:
+        if len(ids) == 1:  # SingleStream and Server: one sample per call, no loop set-up
+            index = indices[0]
+            started = now()
+            infer(index)
+            response.id = ids[0]
+            finished = now()
+            complete(responses)
+            record(index, started, finished)
+            return
         for query_id, index in zip(ids, indices):
             started = now()
             infer(index)

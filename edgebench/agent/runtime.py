@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 
@@ -119,8 +119,13 @@ class Engine:
         )
         first = self._outputs[0] if self._gathered is None else self._gathered
         self.output_address = first.ctypes.data
-        self._samples: List[np.ndarray] = []
-        self.invoke = self.interpreter.invoke
+        self.sample_count = 0
+        # The wrapper's invoke() first checks that no numpy array aliases the interpreter's
+        # buffers (~0.2 us). Our raw views hold no such reference and tensors are never
+        # resized, so the check guards nothing here; call the C++ Invoke directly. Holding
+        # this bound method makes the wrapper's own invoke() refuse to run, so use only this.
+        wrapped = getattr(self.interpreter, "_interpreter", None)
+        self.invoke = getattr(wrapped, "Invoke", None) or self.interpreter.invoke
 
     def _view(self, detail: dict) -> np.ndarray:
         view = self.interpreter.tensor(detail["index"])()
@@ -155,28 +160,50 @@ class Engine:
             raise ModelError(
                 f"model has {len(self._inputs)} inputs but the data has {len(samples)} arrays"
             )
-        prepared = []
+        per_input = []
         for array, view in zip(samples, self._inputs):
-            per_sample = int(np.prod(view.shape))
-            if array.size // max(len(array), 1) != per_sample:
+            if array.size // max(len(array), 1) != view.size:
                 raise ModelError(
                     f"samples of shape {list(array.shape[1:])} do not fit input {list(view.shape)}"
                 )
-            prepared.append(
-                np.ascontiguousarray(array, dtype=view.dtype).reshape(
-                    (len(array),) + tuple(view.shape)
-                )
-            )
-        self._samples = prepared
-        self.sample_count = len(prepared[0])
+            flat = np.ascontiguousarray(array, dtype=view.dtype).reshape(len(array), -1)
+            # Byte memoryviews copy ~3x faster than numpy slice assignment for small tensors.
+            per_input.append([memoryview(row.view(np.uint8)) for row in flat])
+        self._sample_bytes = per_input
+        self.sample_count = len(per_input[0])
+        self.infer = self._make_infer()
+
+    def _make_infer(self) -> Callable[[int], None]:
+        """infer(index): copy sample `index` into the input tensor(s) and run the model once.
+
+        Built as a closure over locals: it is the body of every timed query.
+        """
+        invoke = self.invoke
+        targets = [memoryview(v.reshape(-1).view(np.uint8)) for v in self._inputs]
+        sources = self._sample_bytes
+        gathered = self._gathered
+        if len(targets) == 1 and gathered is None:
+            target, source = targets[0], sources[0]
+
+            def infer(index: int) -> None:
+                target[:] = source[index]
+                invoke()
+
+            return infer
+        pairs = list(zip(targets, sources))
+        output_bytes = self.output_bytes
+
+        def infer_general(index: int) -> None:
+            for target, source in pairs:
+                target[:] = source[index]
+            invoke()
+            if gathered is not None:
+                gathered[...] = np.frombuffer(output_bytes(), dtype=np.uint8)
+
+        return infer_general
 
     def infer(self, index: int) -> None:
-        """Copy sample `index` into the input tensor(s) and run the model once."""
-        for view, samples in zip(self._inputs, self._samples):
-            view[...] = samples[index]
-        self.invoke()
-        if self._gathered is not None:
-            self._gathered[...] = np.frombuffer(self.output_bytes(), dtype=np.uint8)
+        raise ModelError("set_samples() must be called before infer()")
 
     def output_bytes(self) -> bytes:
         """The current output tensor(s) as raw bytes, outputs concatenated in order."""
