@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TINY_MODELS = SHARED / "reference-models" / "mlperf-tiny"
@@ -17,17 +18,23 @@ TINY_MODELS = SHARED / "reference-models" / "mlperf-tiny"
 def shared_model(name: str) -> Path:
     path = TINY_MODELS / name
     if not path.is_file():
-        pytest.skip(f"{path} not found: these tests need ../shared/reference-models beside the repo")
+        pytest.skip(f"{path} not found: these tests need ../shared/reference-models")
     return path
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **(env or {}))
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "edgebench.cli.main", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

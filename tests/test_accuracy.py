@@ -42,8 +42,19 @@ def labelled_set(model: Path, path: Path, count: int, flip: int = 0) -> np.ndarr
 def test_accuracy_log_decodes_to_the_models_outputs(kws_model: Path, tmp_path: Path) -> None:
     expected = labelled_set(kws_model, tmp_path / "eval.npz", 120, flip=30)
     [result] = run_json(
-        "--model", str(kws_model), "--data-dir", "eval.npz", "-s", "Offline", "-m", "accuracy",
-        "--delegate", "none", "--results", "r", cwd=tmp_path,
+        "--model",
+        str(kws_model),
+        "--data-dir",
+        "eval.npz",
+        "-s",
+        "Offline",
+        "-m",
+        "accuracy",
+        "--delegate",
+        "none",
+        "--results",
+        "r",
+        cwd=tmp_path,
     )
     assert result["status"] == "complete", result["reasons"]
     accuracy = result["metrics"]["accuracy"]
@@ -69,8 +80,19 @@ def test_accuracy_mode_covers_every_sample_in_streaming_scenarios(
 ) -> None:
     labelled_set(kws_model, tmp_path / "eval.npz", 40)
     [result] = run_json(
-        "--model", str(kws_model), "--data-dir", "eval.npz", "-s", scenario, "-m", "accuracy",
-        "--delegate", "none", "--results", "r", cwd=tmp_path,
+        "--model",
+        str(kws_model),
+        "--data-dir",
+        "eval.npz",
+        "-s",
+        scenario,
+        "-m",
+        "accuracy",
+        "--delegate",
+        "none",
+        "--results",
+        "r",
+        cwd=tmp_path,
     )
     assert result["metrics"]["accuracy"]["value"] == 1.0
     assert result["valid"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -48,8 +49,9 @@ def test_unknown_scenario(ad_model: Path, tmp_path: Path) -> None:
 
 
 def test_accuracy_without_labels(ad_model: Path, tmp_path: Path) -> None:
-    done = run_cli("run", "--model", str(ad_model), "-s", "Offline", "-m", "accuracy",
-                   "--json", cwd=tmp_path)
+    done = run_cli(
+        "run", "--model", str(ad_model), "-s", "Offline", "-m", "accuracy", "--json", cwd=tmp_path
+    )
     assert done.returncode == 1
     assert "no labelled evaluation set" in done.stderr
 
@@ -64,15 +66,24 @@ def test_model_whose_hash_differs(ad_model: Path, tmp_path: Path) -> None:
         last = handle.read(1)
         handle.seek(-1, 2)
         handle.write(bytes([last[0] ^ 0xFF]))
-    with pytest.raises(BenchmarkError, match="has sha256 .* the manifest says"):
+    with pytest.raises(BenchmarkError, match=r"has sha256 .* the manifest says"):
         replace(benchmark).verify()
 
 
 def test_runtime_missing_names_the_install_command(ad_model: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec("tflite_runtime") is not None:
         pytest.skip("tflite_runtime is installed here, so it cannot be missing")
-    done = run_cli("run", "--model", str(ad_model), "-s", "SingleStream",
-                   "--runtime", "tflite_runtime", "--json", cwd=tmp_path)
+    done = run_cli(
+        "run",
+        "--model",
+        str(ad_model),
+        "-s",
+        "SingleStream",
+        "--runtime",
+        "tflite_runtime",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert 'pip install tflite-runtime "numpy<2"' in done.stderr
     assert "Traceback" not in done.stderr
@@ -88,8 +99,9 @@ def test_runtime_missing_names_the_install_command(ad_model: Path, tmp_path: Pat
         ({"transport": "carrier-pigeon"}, "unknown transport 'carrier-pigeon'"),
     ],
 )
-def test_bad_profile_keys_name_file_key_and_type(content: dict, message: str,
-                                                 tmp_path: Path) -> None:
+def test_bad_profile_keys_name_file_key_and_type(
+    content: dict, message: str, tmp_path: Path
+) -> None:
     path = tmp_path / "board.yaml"
     path.write_text(yaml.safe_dump(content))
     with pytest.raises(Exception, match=message) as caught:
@@ -107,10 +119,9 @@ def test_user_profiles_are_found_and_validated(tmp_path: Path) -> None:
     devices.mkdir(parents=True)
     (devices / "pinned.yaml").write_text("transport: local\nthreads: 1\naffinity: [0]\n")
     (devices / "broken.yaml").write_text("transport: local\nthreds: 1\n")
-    done = run_cli("devices", "--json", cwd=tmp_path, env={"EDGEBENCH_CONFIG_DIR": str(tmp_path / "cfg")})
+    config = {"EDGEBENCH_CONFIG_DIR": str(tmp_path / "cfg")}
+    done = run_cli("devices", "--json", cwd=tmp_path, env=config)
     assert done.returncode == 1  # one profile is broken
-    import json
-
     rows = {row["name"]: row for row in json.loads(done.stdout)}
     assert rows["pinned"]["error"] is None
     assert "unknown key 'threds'" in rows["broken"]["error"]

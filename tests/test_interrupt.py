@@ -24,15 +24,34 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
-def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(kws_model: Path,
-                                                                 tmp_path: Path) -> None:
+def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(
+    kws_model: Path, tmp_path: Path
+) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgebench.cli.main", "run", "--model", str(kws_model),
-         "-s", "SingleStream", "--duration", "60", "--results", "res", "--json"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "edgebench.cli.main",
+            "run",
+            "--model",
+            str(kws_model),
+            "-s",
+            "SingleStream",
+            "--duration",
+            "60",
+            "--results",
+            "res",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
+
         def measuring() -> bool:
             # The first chunk of per-query times reaches the disk after 65,536 queries.
             files = list((tmp_path / "res").glob("*/queries/index.i64"))
@@ -55,4 +74,5 @@ def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(kws_model: Path,
     assert record["query_count"] > 0
     index, issue, complete = read_queries(str(run_dir / "queries"))
     assert len(index) == record["query_count"]
+    assert (complete >= issue).all()
     assert (run_dir / "summary.txt").read_text().count("incomplete") >= 1

@@ -19,9 +19,20 @@ from .support import REPO
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     [built] = out.glob("edgebench-*.whl")
     return built
@@ -41,18 +52,36 @@ def test_installed_wheel_finds_its_data_outside_the_checkout(wheel: Path, tmp_pa
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     edgebench = venv / "bin" / "edgebench"
-    listed = subprocess.run([str(edgebench), "benchmarks", "--json"], cwd=elsewhere,
-                            capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [str(edgebench), "benchmarks", "--json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     names = {row["name"] for row in json.loads(listed.stdout)}
     assert {"kws", "ic", "vww", "ad"} <= names
-    where = subprocess.run([str(python), "-c", "import edgebench; print(edgebench.__file__)"],
-                           cwd=elsewhere, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(python), "-c", "import edgebench; print(edgebench.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert str(venv) in where.stdout
-    devices = subprocess.run([str(edgebench), "devices", "--json"], cwd=elsewhere,
-                             capture_output=True, text=True, check=True)
+    devices = subprocess.run(
+        [str(edgebench), "devices", "--json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "local" in {row["name"] for row in json.loads(devices.stdout)}

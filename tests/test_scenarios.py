@@ -18,7 +18,14 @@ LOADGEN_LOGS = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_a
 @pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
 def test_scenario_runs_valid_with_loadgen(scenario: str, ad_model: Path, tmp_path: Path) -> None:
     [result] = run_json(
-        "--model", str(ad_model), "-s", scenario, "--duration", "1", "--results", "res",
+        "--model",
+        str(ad_model),
+        "-s",
+        scenario,
+        "--duration",
+        "1",
+        "--results",
+        "res",
         cwd=tmp_path,
     )
     assert result["status"] == "complete"
@@ -48,7 +55,14 @@ def test_scenario_runs_valid_with_loadgen(scenario: str, ad_model: Path, tmp_pat
 def test_recorded_latency_matches_loadgen(ad_model: Path, tmp_path: Path) -> None:
     """Our per-query record brackets the inference inside LoadGen's own measurement."""
     [result] = run_json(
-        "--model", str(ad_model), "-s", "SingleStream", "--duration", "1", "--results", "r",
+        "--model",
+        str(ad_model),
+        "-s",
+        "SingleStream",
+        "--duration",
+        "1",
+        "--results",
+        "r",
         cwd=tmp_path,
     )
     _, issue, complete = read_queries(str(tmp_path / "r" / result["run_id"] / "queries"))
@@ -62,8 +76,17 @@ def test_single_user_conf_holds_profile_override_and_hints(ad_model: Path, tmp_p
     override = tmp_path / "mine.conf"
     override.write_text("*.SingleStream.min_query_count = 5000\n")
     [result] = run_json(
-        "--model", str(ad_model), "-s", "SingleStream", "--duration", "1", "--conf",
-        str(override), "--results", "r", cwd=tmp_path,
+        "--model",
+        str(ad_model),
+        "-s",
+        "SingleStream",
+        "--duration",
+        "1",
+        "--conf",
+        str(override),
+        "--results",
+        "r",
+        cwd=tmp_path,
     )
     run_dir = tmp_path / "r" / result["run_id"]
     conf = (run_dir / "user.conf").read_text()
@@ -78,7 +101,14 @@ def test_single_user_conf_holds_profile_override_and_hints(ad_model: Path, tmp_p
 
 def test_show_prints_a_finished_run(ad_model: Path, tmp_path: Path) -> None:
     [result] = run_json(
-        "--model", str(ad_model), "-s", "Offline", "--duration", "1", "--results", "r",
+        "--model",
+        str(ad_model),
+        "-s",
+        "Offline",
+        "--duration",
+        "1",
+        "--results",
+        "r",
         cwd=tmp_path,
     )
     shown = run_cli("show", f"r/{result['run_id']}", cwd=tmp_path)

@@ -43,7 +43,9 @@ def loadgen_reads(conf: Path, model: str, scenario: str) -> dict:
     pytest.importorskip("mlperf_loadgen")
     done = subprocess.run(
         [sys.executable, "-c", READ_BACK, str(conf), model, scenario],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -55,6 +57,7 @@ kws.*.max_query_count = 99999
 *.SingleStream.target_latency = 0.25
 kws.SingleStream.target_latency_percentile = 95
 kws.Server.target_qps = 123.5
+kws.Server.target_latency = 2.7
 *.Offline.target_qps = 4567
 kws.MultiStream.min_duration = 1234
 """
@@ -84,6 +87,7 @@ def test_precedence_model_scenario_beats_wildcards() -> None:
         ("kws.Singlestream.min_duration = 5", "unknown scenario 'Singlestream'"),
         ("kws.SingleStream.min_duration = fast", "is not a number"),
         ("min_duration = 5", "is not 'model.Scenario.key = value'"),
+        ("kws.SingleStream.min_duration=5", "with a space on each side"),
     ],
 )
 def test_bad_user_conf_lines_are_named(text: str, message: str) -> None:
@@ -102,8 +106,9 @@ def test_quick_profile_then_override_file_then_command_line(tmp_path: Path) -> N
     override.write_text("*.*.min_duration = 2000\nic.Offline.min_query_count = 7\n")
     values = merged_settings(settings_profile("quick"), "ic", "Offline", override)
     assert values == {"min_duration": "2000", "min_query_count": "7"}
-    values = merged_settings(settings_profile("quick"), "ic", "Offline", override,
-                             {"min_duration": 500})
+    values = merged_settings(
+        settings_profile("quick"), "ic", "Offline", override, {"min_duration": 500}
+    )
     assert values["min_duration"] == 500
     assert merged_settings(settings_profile("submission"), "ic", "Offline") == {}
 

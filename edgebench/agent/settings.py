@@ -69,7 +69,9 @@ _BASE = {
 }
 _COMMON = {"max_duration": 0.0, "max_query_count": 0, "max_async_queries": 0}
 
-_LINE = re.compile(r"^\s*([^.#\s]+)\.([^.\s]+)\.([A-Za-z0-9_]+)\s*=\s*(\S+)\s*$")
+# LoadGen splits lines on " = "; a line without the spaces is silently ignored there, so
+# it is an error here rather than a setting that applies in one loop only.
+_LINE = re.compile(r"^\s*([^.#\s]+)\.([^.\s]+)\.([A-Za-z0-9_]+) = (\S+)\s*$")
 
 
 class SettingsError(ValueError):
@@ -111,7 +113,8 @@ def parse_user_conf(text: str) -> List[Tuple[str, str, str, str]]:
         match = _LINE.match(line)
         if not match:
             raise SettingsError(
-                f"user.conf line {number}: {raw.strip()!r} is not 'model.Scenario.key = value'"
+                f"user.conf line {number}: {raw.strip()!r} is not 'model.Scenario.key = value' "
+                f"(with a space on each side of '=')"
             )
         model, scenario, key, value = match.groups()
         if scenario != "*" and scenario not in SCENARIOS:
@@ -178,6 +181,8 @@ def effective_settings(
     override = int(values.get("performance_sample_count_override", 0))
     perf_count = override if override > 0 else performance_count
     latency_ms = float(values.get("target_latency", 0.0))
+    if scenario == "Server":
+        latency_ms = float(int(latency_ms))  # LoadGen reads Server's bound in whole ms
     return EffectiveSettings(
         scenario=scenario,
         mode=mode,

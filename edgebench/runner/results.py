@@ -122,4 +122,6 @@ def validity(results: dict[str, Any]) -> tuple[bool, list[str]]:
             reasons.append(f"result is {results.get('result_validity', 'missing')}")
     for error in results.get("loadgen_errors") or []:
         reasons.append(f"LoadGen error: {error}")
+    for error in results.get("native_errors") or []:
+        reasons.append(f"native loop error: {error}")
     return (not reasons, sorted(set(reasons), key=reasons.index))
