@@ -129,3 +129,30 @@ def test_user_profiles_are_found_and_validated(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="is not valid YAML"):
         (devices / "bad.yaml").write_text("transport: [local\n")
         load_profile(str(devices / "bad.yaml"))
+
+
+def with_input_signature(source: Path, target: Path, signature: list[int]) -> Path:
+    """Rewrite a model's first input shape signature (the flatbuffer, via LiteRT's schema)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(source.read_bytes(), 0)
+    graph = model.subgraphs[0]
+    graph.tensors[graph.inputs[0]].shapeSignature = signature
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    target.write_bytes(builder.Output())
+    return target
+
+
+def test_model_with_dynamic_shape_is_refused(kws_model: Path, tmp_path: Path) -> None:
+    dynamic = with_input_signature(kws_model, tmp_path / "dyn.tflite", [1, -1, 10, 1])
+    line = error_line(run_cli("run", "--model", str(dynamic), cwd=tmp_path))
+    assert "has a dynamic shape [1, -1, 10, 1]" in line
+    assert "fixed shapes" in line
+
+
+def test_free_batch_dimension_is_accepted(kws_model: Path, tmp_path: Path) -> None:
+    """Keras exports a free batch (-1); the official MLPerf Tiny models have it."""
+    batch = with_input_signature(kws_model, tmp_path / "batch.tflite", [-1, 49, 10, 1])
+    assert user_benchmark(batch).input.shape == (1, 49, 10, 1)
