@@ -8,7 +8,14 @@ from typing import Any
 
 from ..devices.profiles import DEFAULT_DEVICE, open_device
 from ..runner.run import RunError, RunOptions, run_benchmark
-from ..suite.benchmarks import DEFAULT_SCENARIOS, Benchmark, bundled_benchmarks, get_benchmark
+from ..suite.benchmarks import (
+    DEFAULT_SCENARIOS,
+    Benchmark,
+    BenchmarkError,
+    bundled_benchmarks,
+    get_benchmark,
+)
+from ..suite.official import OFFICIAL_IDS, official_benchmark, official_benchmarks_in
 from ..suite.user_model import user_benchmark
 from .progress import RunProgress
 from .render import print_json, results_table, stderr, stdout
@@ -41,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", type=Path, help="your own .tflite model (open division)")
     parser.add_argument(
-        "--data-dir", type=Path, help="labelled data for --model (.npz with x and y)"
+        "--data-dir",
+        type=Path,
+        help="official MLPerf Tiny data (with -b kws01|ic01|vww01|ad01), "
+        "or labelled data for --model (.npz with x and y)",
     )
     parser.add_argument(
         "--settings",
@@ -71,11 +81,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _benchmarks(args: argparse.Namespace) -> list[Benchmark]:
     if args.model is not None:
         return [user_benchmark(args.model, args.data_dir)]
+    names = [name for value in args.benchmark or [] for name in value.split(",") if name]
     if args.data_dir is not None:
-        raise SystemExit("edgebench: error: --data-dir needs --model")
-    if not args.benchmark:
+        names = names or list(official_benchmarks_in(args.data_dir))
+        if not names:
+            raise BenchmarkError(
+                f"{args.data_dir} holds no MLPerf Tiny data (<id>/y_labels.csv for "
+                f"{', '.join(OFFICIAL_IDS)}); check the path"
+            )
+        return [official_benchmark(name, args.data_dir) for name in names]
+    if not names:
         return list(bundled_benchmarks().values())
-    names = [name for value in args.benchmark for name in value.split(",") if name]
     return [get_benchmark(name) for name in names]
 
 
