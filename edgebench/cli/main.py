@@ -19,6 +19,8 @@ from ..runner.results import ResultsError, load_result
 from ..runner.run import RunError
 from ..runner.scoring import ScoringError
 from ..suite.benchmarks import BenchmarkError, bundled_benchmarks
+from ..suite.official import OFFICIAL
+from ..suite.official import SCENARIOS as OFFICIAL_SCENARIOS
 from . import run_command
 from .render import print_json, print_result, stderr, stdout
 
@@ -35,10 +37,10 @@ EXPECTED_ERRORS = (
 
 
 def benchmarks_command(args: argparse.Namespace) -> int:
-    suite = bundled_benchmarks()
     rows = [
         {
             "name": b.name,
+            "source": "edgebench reference suite (bundled)",
             "task": b.task,
             "model": b.model_path.name,
             "sha256": b.model_sha256,
@@ -47,12 +49,26 @@ def benchmarks_command(args: argparse.Namespace) -> int:
             "scenarios": list(b.scenarios),
             "eval_samples": b.dataset_count,
         }
-        for b in suite.values()
+        for b in bundled_benchmarks().values()
+    ]
+    rows += [
+        {
+            "name": spec.id,
+            "source": "MLPerf Tiny official (needs --data-dir)",
+            "task": spec.task,
+            "model": spec.model_names[0],
+            "sha256": spec.model_sha256,
+            "metric": spec.metric,
+            "target": spec.target,
+            "scenarios": list(OFFICIAL_SCENARIOS),
+            "eval_samples": None,
+        }
+        for spec in OFFICIAL.values()
     ]
     if args.json:
         print_json(rows)
         return 0
-    table = Table(title="edgebench reference suite")
+    table = Table(title="benchmarks")
     for column in ("name", "task", "model", "sha256", "metric", "target", "scenarios", "eval"):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -64,7 +80,7 @@ def benchmarks_command(args: argparse.Namespace) -> int:
             row["metric"],
             f"{row['target']:.4f}",
             ", ".join(row["scenarios"]),
-            str(row["eval_samples"]),
+            "--data-dir" if row["eval_samples"] is None else str(row["eval_samples"]),
         )
     stdout.print(table)
     return 0
