@@ -20,7 +20,9 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from . import AGENT_VERSION
+from .clock import clock_from_env
 from .loadgen_loop import loadgen_version, run_loadgen_loop
+from .monitor import Monitor
 from .progress import ProgressReporter, emit
 from .recorder import QUERY_FILES, QueryRecorder
 from .runtime import Engine
@@ -35,10 +37,10 @@ CALIBRATION_SECONDS = 0.3
 # a latency hint far below the truth costs gigabytes on microsecond models.
 LATENCY_HINT_FACTOR = 0.8
 OFFLINE_QPS_FACTOR = 1.25
-SERVER_LOAD = 0.5
+SERVER_LOAD = 0.3
 # LoadGen's Server scheduler and the Python callback cost on the order of 10 us per query on a
 # desktop core; without it in the hint, tiny models are offered more load than they can serve.
-SERVER_QUERY_OVERHEAD_NS = 20000
+SERVER_QUERY_OVERHEAD_NS = 30000
 
 
 class PlanError(ValueError):
@@ -186,7 +188,8 @@ def measure(
     expected_s = settings.min_duration_ms / 1e3 if prepared.mode == "performance" else 0.0
     expected_q = prepared.total if prepared.mode == "accuracy" else 0
     emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
-    with ProgressReporter("running", lambda: recorder.count, expected_s, expected_q):
+    progress = ProgressReporter("running", lambda: recorder.count, expected_s, expected_q)
+    with Monitor(outdir, clock=recorder.clock), progress:
         if prepared.loop == "loadgen":
             return run_loadgen_loop(
                 prepared.conf_path,
@@ -211,15 +214,18 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
     os.makedirs(outdir, exist_ok=True)
     writer = RunRecordWriter(outdir, plan)
     recorder: Optional[QueryRecorder] = None
+    clock = clock_from_env()
+    if clock.injection():
+        writer.update(clock_test_injection=clock.injection())
     try:
         prepared = Prepared(plan, outdir, writer)
-        recorder = QueryRecorder(os.path.join(outdir, "queries"))
+        recorder = QueryRecorder(os.path.join(outdir, "queries"), clock=clock)
         writer.update(
             status="running",
             calibration_latency_ns=prepared.latency_ns,
             settings=prepared.settings.to_dict(),
             user_conf="user.conf",
-            start_ns=time.monotonic_ns(),
+            start_ns=clock.now_ns(),
         )
         results = measure(prepared, plan, outdir, recorder)
     except KeyboardInterrupt:
@@ -229,7 +235,7 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
         _stop(writer, recorder, "failed", str(error))
         raise
     count = recorder.close()
-    writer.update(status="complete", end_ns=time.monotonic_ns(), query_count=count, results=results)
+    writer.update(status="complete", end_ns=clock.now_ns(), query_count=count, results=results)
     emit("done", status="complete", queries=count)
     return writer.data
 
@@ -239,7 +245,7 @@ def _stop(
 ) -> None:
     """Keep what was measured: flush the per-query files, then say why the run ended."""
     count = recorder.close() if recorder is not None else 0
-    writer.update(status=status, error=error, end_ns=time.monotonic_ns(), query_count=count)
+    writer.update(status=status, error=error, end_ns=clock_from_env().now_ns(), query_count=count)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -249,8 +255,18 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         sys.stdout.write(json.dumps(describe()) + "\n")
         return 0
+    if args == ["--clock"]:
+        from .clock import serve
+
+        try:
+            return serve(clock_from_env())
+        except ValueError as error:
+            sys.stderr.write("%s\n" % error)
+            return 2
     if len(args) != 2:
-        sys.stderr.write("usage: python -m edgebench.agent PLAN.json OUTDIR | --describe\n")
+        sys.stderr.write(
+            "usage: python -m edgebench.agent PLAN.json OUTDIR | --describe | --clock\n"
+        )
         return 2
     with open(args[0]) as handle:
         plan = json.load(handle)

@@ -5,6 +5,10 @@ device's CLOCK_MONOTONIC) grow by one chunk at a time; a crash loses at most the
 flight, and `np.fromfile` reads them back without any parser. The hot path only appends to
 `array.array` buffers; the full buffer is handed to a writer thread so the query that fills
 it pays for a buffer swap, not for disk I/O.
+
+The loops read raw CLOCK_MONOTONIC; the writer thread maps each chunk into the device clock
+(see clock.py) with one vectorised step, so the files agree with what the `--clock` server
+answers, and the per-query path stays the same whether a test shifts the clock or not.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import threading
 from array import array
 from typing import List, Optional, Tuple
 
+from .clock import DeviceClock, clock_from_env
+
 QUERY_FILES = ("index.i64", "issue_ns.i64", "complete_ns.i64")
 CHUNK_QUERIES = 1 << 16
 
@@ -23,10 +29,13 @@ CHUNK_QUERIES = 1 << 16
 class QueryRecorder:
     """Appends (sample index, issue ns, completion ns) per completed sample."""
 
-    def __init__(self, directory: str, chunk: int = CHUNK_QUERIES) -> None:
+    def __init__(
+        self, directory: str, chunk: int = CHUNK_QUERIES, clock: Optional[DeviceClock] = None
+    ) -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.chunk = chunk
+        self.clock = clock if clock is not None else clock_from_env()
         self.count = 0
         self._files = [open(os.path.join(directory, name), "wb") for name in QUERY_FILES]
         self._pending: "queue.Queue[Optional[Tuple[array, array, array]]]" = queue.Queue()
@@ -58,7 +67,11 @@ class QueryRecorder:
             item = self._pending.get()
             if item is None:
                 return
-            for handle, values in zip(self._files, item):
+            indices, issues, completions = item
+            if not self.clock.identity:
+                issues = self.clock.transform_array(issues)
+                completions = self.clock.transform_array(completions)
+            for handle, values in zip(self._files, (indices, issues, completions)):
                 values.tofile(handle)
                 handle.flush()
 

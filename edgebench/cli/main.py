@@ -21,7 +21,7 @@ from ..runner.scoring import ScoringError
 from ..suite.benchmarks import BenchmarkError, bundled_benchmarks
 from ..suite.official import OFFICIAL
 from ..suite.official import SCENARIOS as OFFICIAL_SCENARIOS
-from . import run_command
+from . import devices_check, run_command
 from .render import print_json, print_result, stderr, stdout
 
 EXPECTED_ERRORS = (
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices = commands.add_parser("devices", help="list device profiles")
     devices.add_argument("--json", action="store_true")
     devices.set_defaults(handler=devices_command)
+    devices_check.add_check_parser(devices.add_subparsers(dest="action", metavar="ACTION"))
 
     show = commands.add_parser("show", help="print a finished run's summary")
     show.add_argument("run", type=Path, help="results/<run-id>")

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..agent.clock import clock_from_env
 from ..agent.progress import EVENT_PREFIX
+from ..metrics.clock_mapping import ClockAnchor, measure_subprocess
 from .base import Device, DeviceError, EventHandler, RunRecord, SystemInfo
 from .registry import register
 
@@ -92,6 +94,19 @@ class LocalDevice(Device):
         record = RunRecord.load(outdir)
         record.data.setdefault("exit_code", process.returncode)
         return record
+
+    def measure_clock(self) -> ClockAnchor:
+        """The agent reads this machine's CLOCK_MONOTONIC: the identity, nothing to estimate.
+
+        Only when a test shifts the agent's clock (EDGEBENCH_TEST_CLOCK_* in the environment,
+        which the agent inherits) is the offset measured, through the same round-trip
+        estimator an SSH device uses, so the estimator can be tested end to end here.
+        """
+        if clock_from_env().identity:
+            return ClockAnchor.identity()
+        return measure_subprocess(
+            [self.python, "-m", AGENT_MODULE, "--clock"], env=agent_environment()
+        )
 
     def close(self) -> None:
         pass

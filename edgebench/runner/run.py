@@ -17,6 +17,7 @@ from .. import __version__
 from ..agent.settings import MODES, SCENARIOS, SettingsError
 from ..devices.base import Device, SystemInfo
 from ..suite.benchmarks import Benchmark
+from .clock_step import clock_mapped
 from .results import ResultWriter, new_run_id, performance_metrics, utc_now, validity
 from .scoring import score
 from .settings_profiles import merged_settings, settings_profile
@@ -133,7 +134,8 @@ def run_benchmark(
     )
     try:
         device.deploy(benchmark.model_path, benchmark.dataset_path)
-        record = device.run(plan, directory, on_event)
+        with clock_mapped(device, directory):
+            record = device.run(plan, directory, on_event)
         finish(writer, benchmark, record.data, scenario, mode)
     except KeyboardInterrupt:
         writer.update(
