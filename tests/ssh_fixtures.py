@@ -17,14 +17,7 @@ import pytest
 
 from edgebench.lab.sshd import LoopbackSshd, SshdUnavailable
 
-from .support import REPO
-
-# Until the registry loads `ssh` and main.py wires `devices check`, the shim imports the
-# transport so `edgebench run --device ssh.yaml` sees it; afterwards the import is a no-op.
-CLI_SHIM = (
-    "import sys, edgebench.devices.ssh; from edgebench.cli.main import main; "
-    "sys.exit(main(sys.argv[1:]))"
-)
+from .support import CLI, REPO
 
 
 def start_sshd() -> LoopbackSshd:
@@ -93,7 +86,7 @@ def edgebench(
     full_env.pop("SSH_AUTH_SOCK", None)  # only the profile's key may log in
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-c", CLI_SHIM, *args],
+        [*CLI, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -13,6 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 TINY_MODELS = SHARED / "reference-models" / "mlperf-tiny"
+# The real command, as a user runs it (the console script needs an install; -m does not).
+CLI = (sys.executable, "-m", "edgebench.cli.main")
 
 
 def shared_model(name: str) -> Path:
@@ -28,7 +30,7 @@ def run_cli(
     full_env = dict(os.environ, **(env or {}))
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "edgebench.cli.main", *args],
+        [*CLI, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

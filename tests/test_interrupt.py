@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from edgebench.agent.recorder import read_queries
 
-from .support import REPO
+from .support import CLI, REPO
 
 
 def wait_for(predicate, timeout: float) -> bool:
@@ -30,9 +29,7 @@ def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "edgebench.cli.main",
+            *CLI,
             "run",
             "--model",
             str(kws_model),

@@ -26,13 +26,12 @@ from edgebench.devices.profiles import validate
 from edgebench.devices.ssh import SshDevice
 
 from .ssh_fixtures import (  # noqa: F401  (device_fixture, sshd_fixture: pytest fixtures)
-    CLI_SHIM,
     LoopbackDevice,
     device_fixture,
     edgebench,
     sshd_fixture,
 )
-from .support import REPO, shared_model
+from .support import CLI, REPO, shared_model
 
 LOADGEN_LOGS = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 
@@ -147,7 +146,7 @@ def test_ctrl_c_stops_the_remote_agent_and_keeps_its_measurements(
     profile = device.write()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
-        [sys.executable, "-c", CLI_SHIM, "run", "--device", str(profile), "--model", str(model),
+        [*CLI, "run", "--device", str(profile), "--model", str(model),
          "-s", "SingleStream", "--duration", "30", "--results", "res", "--json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from edgebench.devices.profiles import validate
 from edgebench.devices.ssh import SshDevice
 
 from .ssh_fixtures import (  # noqa: F401  (fixtures)
-    CLI_SHIM,
     LoopbackDevice,
     device_fixture,
     edgebench,
@@ -30,7 +28,7 @@ from .ssh_fixtures import (  # noqa: F401  (fixtures)
     sshd_fixture,
     start_sshd,
 )
-from .support import REPO, shared_model
+from .support import CLI, REPO, shared_model
 
 
 def closed_port() -> int:
@@ -159,7 +157,7 @@ def test_connection_dropped_mid_run_keeps_what_was_measured(
     profile = device.write()
     env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="4000")
     process = subprocess.Popen(
-        [sys.executable, "-c", CLI_SHIM, "run", "--device", str(profile), "--model", str(model),
+        [*CLI, "run", "--device", str(profile), "--model", str(model),
          "-s", "SingleStream", "--duration", "30", "--loop", "native", "--results", "res",
          "--json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -195,7 +193,7 @@ def test_device_gone_for_good_mid_run_exits_cleanly(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="4000")
     env.pop("SSH_AUTH_SOCK", None)
     process = subprocess.Popen(
-        [sys.executable, "-c", CLI_SHIM, "run", "--device", str(device.write()), "--model",
+        [*CLI, "run", "--device", str(device.write()), "--model",
          str(model), "-s", "SingleStream", "--duration", "30", "--loop", "native",
          "--results", "res", "--json"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
