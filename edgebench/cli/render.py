@@ -34,7 +34,12 @@ def results_table(results: list[dict[str, Any]]) -> Table:
     for result in results:
         metrics = result.get("metrics") or {}
         label, value = metrics.get("primary", ("", None))
-        p50 = (metrics.get("latency_ns") or {}).get("p50")
+        # Offline issues every sample in one query: per-sample latency says nothing there.
+        p50 = (
+            None
+            if result.get("scenario") == "Offline"
+            else (metrics.get("latency_ns") or {}).get("p50")
+        )
         accuracy = metrics.get("accuracy")
         verdict = {True: "[green]VALID[/]", False: "[red]INVALID[/]"}.get(result.get("valid"), "-")
         if result.get("status") != "complete":
