@@ -33,7 +33,9 @@ def tflm_outputs(model: Path, inputs: np.ndarray) -> np.ndarray:
 
 
 def c_outputs(model: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
-    program, converted = build_host_program(model, "test", [RUN_MODEL], tmp_path, "run_model")
+    program, converted = build_host_program(
+        model, "test", [RUN_MODEL], tmp_path, "run_model", kernels_only=True
+    )
     assert converted.input["bytes"] == inputs[0].size
     done = subprocess.run([program], input=inputs.tobytes(), capture_output=True, check=True)
     return np.frombuffer(done.stdout, dtype=np.int8).reshape(len(inputs), -1)

@@ -33,7 +33,7 @@ SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 MAX_PERFORMANCE_SAMPLES = 1024
 CACHE_ENV = "EDGEBENCH_CACHE_DIR"
 # Bump when the conversion changes, so caches written by an older edgebench are not reused.
-CACHE_FORMAT = "edgebench.mlperf-tiny/1"
+CACHE_FORMAT = "edgebench.mlperf-tiny/2"
 FLOAT32_BYTES = 4
 
 
@@ -362,20 +362,25 @@ def convert(
     rows: Sequence[LabelRow],
     input_quant: tuple[float, int],
 ) -> dict[str, np.ndarray]:
-    """The evaluation set: `x`, `y`, and for ad01 `group` (the file index of each window).
+    """The evaluation set: `x`, `y`, and for ad01 `group` (the file index of each window)
+    and `wire` (the raw float32 windows, which serial DUTs are sent and quantize themselves).
 
     ad01 keeps every window of every file, each labelled with its file's label: accuracy
     needs them all (scores are averaged per group), and performance draws from the same set.
     """
-    inputs, labels, groups = [], [], []
+    inputs, labels, groups, wires = [], [], [], []
     for index, row in enumerate(rows):
-        samples = preprocess(spec, (folder / row.file).read_bytes(), row, input_quant)
+        data = (folder / row.file).read_bytes()
+        samples = preprocess(spec, data, row, input_quant)
         inputs.append(samples)
         labels.append(np.full(len(samples), row.label, dtype=np.int64))
         groups.append(np.full(len(samples), index, dtype=np.int64))
+        if spec.windowed:
+            wires.append(ad_windows(data, row.window_bytes, row.stride_bytes))
     arrays = {"x": np.concatenate(inputs), "y": np.concatenate(labels)}
     if spec.windowed:
         arrays["group"] = np.concatenate(groups)
+        arrays["wire"] = np.concatenate(wires)
     return arrays
 
 

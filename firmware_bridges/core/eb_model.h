@@ -41,6 +41,13 @@ typedef struct {
     int32_t diff_min;
 } eb_layer_t;
 
+/* How the host's db bytes map to the model input (edgebench.protocol.tiny_models). */
+typedef enum {
+    EB_WIRE_INT8 = 0,            /* the int8 input tensor as it is (kws01, eb-*) */
+    EB_WIRE_UINT8_MINUS_128,     /* uint8 pixels, minus 128 (ic01, vww01) */
+    EB_WIRE_FLOAT32LE            /* float32 values quantized on the device (ad01) */
+} eb_wire_t;
+
 typedef struct {
     uint32_t offset; /* in the arena */
     uint32_t bytes;
@@ -57,6 +64,11 @@ typedef struct {
     uint32_t arena_bytes;
     eb_tensor_t input;
     eb_tensor_t output;
+    eb_wire_t wire_format;
+    uint8_t *wire_buffer; /* db load storage, wire_bytes long */
+    uint32_t wire_bytes;
+    int32_t anomaly;         /* 1: report the reconstruction error, not the output vector */
+    int32_t result_decimals; /* digits printed after the point in m-results- */
 } eb_model_t;
 
 /* The model compiled into this image (generated source). */
