@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgebench.firmware.host_build import FIRMWARE_ROOT, build_host_program
+from edgebench.firmware.build import COMMON_FLAGS, FIRMWARE_ROOT, build_with_model, find_tool
 from edgebench.firmware.model_to_c import ConversionError, convert
 from edgebench.suite.benchmarks import bundled_benchmarks
 
@@ -33,8 +33,9 @@ def tflm_outputs(model: Path, inputs: np.ndarray) -> np.ndarray:
 
 
 def c_outputs(model: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:
-    program, converted = build_host_program(
-        model, "test", [RUN_MODEL], tmp_path, "run_model", kernels_only=True
+    compiler = find_tool(("cc", "gcc", "clang"), "apt-get install gcc")
+    program, converted = build_with_model(
+        model, "test", compiler, COMMON_FLAGS, [RUN_MODEL], tmp_path, "run_model", True
     )
     assert converted.input["bytes"] == inputs[0].size
     done = subprocess.run([program], input=inputs.tobytes(), capture_output=True, check=True)

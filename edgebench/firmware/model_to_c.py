@@ -300,10 +300,13 @@ def convert(data: bytes, model_id: str) -> CModel:
     rows = reader.convert()
     graph_input, graph_output = int(reader.graph.inputs[0]), int(reader.graph.outputs[0])
     reader.check_int8(graph_input)
-    lifetimes: dict[int, list[int]] = {graph_input: [-1, -1]}
+    # The graph input stays untouched for the whole invocation, as in TFLM: MLPerf Tiny's
+    # `infer N` loads once and runs N times on the same input.
+    lifetimes: dict[int, list[int]] = {graph_input: [-1, len(rows)]}
     for step, (_, activations, output) in enumerate(rows):
         for tensor in activations:
-            lifetimes.setdefault(tensor, [step, step])[1] = step
+            span = lifetimes.setdefault(tensor, [step, step])
+            span[1] = max(span[1], step)
         lifetimes[output] = [step, step]
     lifetimes[graph_output][1] = len(rows)
     sized = {t: (_tensor_bytes(reader, t), first, last) for t, (first, last) in lifetimes.items()}

@@ -313,7 +313,7 @@ static void eb_infer(char *tokens[], int count)
     const long iterations = count > 1 ? eb_number(tokens[1]) : 1;
     const long warmups = count > 2 ? eb_number(tokens[2]) : 10;
     long i;
-    if (iterations < 1 || warmups < 0) {
+    if (iterations < 1 || warmups < 0 || iterations > EB_INFER_MAX || warmups > EB_INFER_MAX) {
         eb_error("infer: expected infer N [W] with N >= 1 and W >= 0", "");
         return;
     }

@@ -17,6 +17,11 @@
 #define EB_TIMESTAMP_HOLD_US 100
 #endif
 
+/* Largest N (and W) infer accepts; a build for fuzzing lowers it so no input runs long. */
+#ifndef EB_INFER_MAX
+#define EB_INFER_MAX 999999999L
+#endif
+
 /* Reported by the eb-info extension; set with -DEB_BUILD_ID=\"...\" when building. */
 #ifndef EB_BUILD_ID
 #define EB_BUILD_ID "unknown"

@@ -1,0 +1,116 @@
+"""Compiling firmware_bridges code: the portable core, a converted model and one port.
+
+Builds are cached by the hash of everything that goes into them (sources, model, model id,
+toolchain flags, edgebench version), so a second run starts at once and any change rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .. import __version__
+from .model_to_c import CModel, convert, render_c, write_model_source
+
+FIRMWARE_ROOT = Path(__file__).resolve().parents[1] / "firmware_bridges"
+CORE = FIRMWARE_ROOT / "core"
+PORTS = FIRMWARE_ROOT / "ports"
+CACHE_ENV = "EDGEBENCH_CACHE_DIR"
+# The model runner alone (no command handling, no port): what a kernel check links.
+KERNEL_SOURCES = ("eb_model.c", "eb_kernels.c")
+# No fused multiply-add: float results must round like the reference firmware's.
+COMMON_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off")
+
+
+class BuildError(RuntimeError):
+    """The C build failed or its toolchain is missing; the message says which and the fix."""
+
+
+def find_tool(names: Sequence[str], install_hint: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise BuildError(f"{names[0]} not found; install it ({install_hint})")
+
+
+def core_sources(kernels_only: bool = False) -> list[Path]:
+    if kernels_only:
+        return [CORE / name for name in KERNEL_SOURCES]
+    return sorted(CORE.glob("*.c"))
+
+
+def compile_program(
+    compiler: str, flags: Sequence[str], sources: Sequence[Path], output: Path
+) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f"{output.name}.{os.getpid()}.partial")
+    command = [compiler, *flags, f"-I{CORE}", *map(str, sources), "-o", str(partial)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["(no compiler output)"])[0]
+        raise BuildError(f"C build of {output.name} failed: {first}")
+    os.replace(partial, output)  # never leave a half-written image where a cached one goes
+
+
+def build_with_model(
+    model: Path,
+    model_id: str,
+    compiler: str,
+    flags: Sequence[str],
+    port_sources: Sequence[Path],
+    out_dir: Path,
+    name: str,
+    kernels_only: bool = False,
+) -> tuple[Path, CModel]:
+    """Convert `model` into out_dir/model_data.c and link it with the core and a port."""
+    converted = write_model_source(model, model_id, out_dir / "model_data.c")
+    output = out_dir / name
+    sources = [*core_sources(kernels_only), out_dir / "model_data.c", *port_sources]
+    compile_program(compiler, flags, sources, output)
+    return output, converted
+
+
+def cached_image(
+    prefix: str,
+    model: Path,
+    model_id: str,
+    port_dir: Path,
+    flags: Sequence[str],
+    image_name: str,
+    compiler: Callable[[], str],
+) -> Path:
+    """The image for this model and port, built once per distinct input.
+
+    The key covers the generated model source (so a converter change rebuilds too), every
+    core and port file, the flags and the edgebench version."""
+    model_source = render_c(convert(model.read_bytes(), model_id))
+    digest = hashlib.sha256(f"{__version__}\0{model_id}\0{' '.join(flags)}\0".encode())
+    digest.update(model_source.encode())
+    for source in sorted([*CORE.iterdir(), *port_dir.iterdir()]):
+        if source.is_file():
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    key = digest.hexdigest()[:16]
+    out_dir = cache_root() / f"{prefix}-{model_id}-{key}"
+    image = out_dir / image_name
+    if not image.is_file():
+        build_with_model(
+            model,
+            model_id,
+            compiler(),
+            (*flags, f'-DEB_BUILD_ID="{key}"'),
+            sorted(port_dir.glob("*.c")),
+            out_dir,
+            image_name,
+        )
+    return image
+
+
+def cache_root() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "edgebench"
+    return base / "firmware"

@@ -1,0 +1,34 @@
+"""The POSIX port: the firmware compiled for this host, its UART a pty. Timings are the host
+CPU's, so they say nothing about a microcontroller; the port exists to run the real C command
+handling and kernels against the real host transport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .build import COMMON_FLAGS, PORTS, cached_image, find_tool
+from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
+
+SOURCE_DIR = PORTS / "posix"
+
+
+@register
+class PosixPort(FirmwarePort):
+    name = "posix"
+    timing_note = "host CPU timing (not a microcontroller's)"
+
+    def build(self, model: Path, model_id: str) -> Path:
+        return cached_image(
+            "posix",
+            model,
+            model_id,
+            SOURCE_DIR,
+            (*COMMON_FLAGS, "-pedantic"),
+            "eb-posix-bridge",
+            lambda: find_tool(("cc", "gcc", "clang"), "apt-get install gcc"),
+        )
+
+    def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
+        argv = [str(image)] + (["--activity", str(activity)] if activity else [])
+        process, stderr, port = spawn_and_find_port(argv, "port ", "the POSIX firmware")
+        return RunningFirmware(process, stderr, port)

@@ -1,0 +1,72 @@
+"""The Cortex-M4 port (MPS2 AN386) run under QEMU: the same C, cross-compiled with Debian's
+arm-none-eabi-gcc and newlib, booted by qemu-system-arm with its UART0 on a pty.
+
+QEMU starts halted (-S): output sent while nobody has the pty open is dropped, so the host
+opens the port first and then calls resume(), which tells QEMU's monitor to continue. With
+-icount shift=0 one emulated instruction is one nanosecond, so the device's microsecond
+timer is deterministic run after run; it counts instructions, not a real chip's cycles, and
+results say so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .build import COMMON_FLAGS, PORTS, BuildError, cached_image, find_tool
+from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
+
+SOURCE_DIR = PORTS / "mps2-an386"
+ARM_FLAGS = (
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfloat-abi=soft",
+    "-ffreestanding",
+    "-nostartfiles",
+    "--specs=nano.specs",
+    "--specs=nosys.specs",
+    "-Wl,--gc-sections",
+)
+INSTALL_HINT = (
+    "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
+    "qemu-system-arm"
+)
+
+
+class QemuFirmware(RunningFirmware):
+    def resume(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"cont\n")
+        self.process.stdin.flush()
+
+
+@register
+class QemuMps2Port(FirmwarePort):
+    name = "qemu-mps2-an386"
+    timing_note = "QEMU instruction count (-icount shift=0): functional, not a chip's timing"
+
+    def build(self, model: Path, model_id: str) -> Path:
+        return cached_image(
+            "mps2-an386",
+            model,
+            model_id,
+            SOURCE_DIR,
+            (*COMMON_FLAGS, *ARM_FLAGS, f"-T{SOURCE_DIR / 'link.ld'}"),
+            "firmware.elf",
+            lambda: find_tool(("arm-none-eabi-gcc",), INSTALL_HINT),
+        )
+
+    def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
+        if activity is not None:
+            raise BuildError(
+                "the QEMU port cannot report its timestamp pin to a meter emulator; "
+                "use the posix port (or a real board) for energy runs"
+            )
+        qemu = find_tool(("qemu-system-arm",), INSTALL_HINT)
+        # The monitor is on stdin/stdout (-nographic); the UART on a pty; halted until resume.
+        argv = [qemu, "-M", "mps2-an386", "-nographic", "-kernel", str(image)]
+        argv += ["-serial", "pty", "-S", "-icount", "shift=0"]
+        process, stderr, port = spawn_and_find_port(
+            argv, "char device redirected to", "QEMU", stdin=subprocess.PIPE
+        )
+        return QemuFirmware(process, stderr, port)
