@@ -19,10 +19,9 @@ from edgebench.firmware.ports import firmware_port
 from edgebench.metrics.accuracy import reconstruction_scores
 from edgebench.suite.benchmarks import bundled_benchmarks
 
+from .tflm_reference import quantization, tflm_outputs
+
 serial = pytest.importorskip("serial")
-tflm_runtime = pytest.importorskip(
-    "tflite_micro.python.tflite_micro.runtime", reason="tflite-micro is not installed"
-)
 READY = b"m-ready\r\n"
 
 
@@ -78,28 +77,6 @@ def bridge(benchmark: str, *extra: str) -> Iterator[Bridge]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def tflm_outputs(model: Path, inputs: np.ndarray) -> np.ndarray:
-    interpreter = tflm_runtime.Interpreter.from_file(str(model))
-    outputs = []
-    for sample in inputs:
-        interpreter.set_input(sample[np.newaxis], 0)
-        interpreter.invoke()
-        outputs.append(interpreter.get_output(0).reshape(-1).copy())
-    return np.asarray(outputs)
-
-
-def quantization(model: Path) -> tuple[tuple[float, int], tuple[float, int]]:
-    interpreter = tflm_runtime.Interpreter.from_file(str(model))
-    pairs = []
-    for details in (interpreter.get_input_details(0), interpreter.get_output_details(0)):
-        scale, zero = (
-            details["quantization_parameters"]["scales"],
-            details["quantization_parameters"]["zero_points"],
-        )
-        pairs.append((float(scale[0]), int(zero[0])))
-    return pairs[0], pairs[1]
 
 
 def test_identity_help_and_extensions():

@@ -14,22 +14,10 @@ from edgebench.firmware.model_to_c import ConversionError, convert
 from edgebench.suite.benchmarks import bundled_benchmarks
 
 from .support import SHARED
+from .tflm_reference import tflm_outputs, tflm_runtime
 
-tflm_runtime = pytest.importorskip(
-    "tflite_micro.python.tflite_micro.runtime", reason="tflite-micro is not installed"
-)
 RUN_MODEL = FIRMWARE_ROOT / "tools" / "run_model.c"
 OFFICIAL_MODELS = SHARED / "reference-models" / "mlperf-tiny"
-
-
-def tflm_outputs(model: Path, inputs: np.ndarray) -> np.ndarray:
-    interpreter = tflm_runtime.Interpreter.from_file(str(model))
-    outputs = []
-    for sample in inputs:
-        interpreter.set_input(sample[np.newaxis], 0)
-        interpreter.invoke()
-        outputs.append(interpreter.get_output(0).reshape(-1).copy())
-    return np.asarray(outputs)
 
 
 def c_outputs(model: Path, inputs: np.ndarray, tmp_path: Path) -> np.ndarray:

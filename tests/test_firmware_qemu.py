@@ -13,7 +13,8 @@ from edgebench.firmware.ports import firmware_port
 from edgebench.metrics.accuracy import reconstruction_scores
 from edgebench.suite.benchmarks import bundled_benchmarks
 
-from .test_firmware_bridge import Bridge, quantization, tflm_outputs
+from .test_firmware_bridge import Bridge
+from .tflm_reference import quantization, tflm_outputs
 
 serial = pytest.importorskip("serial")
 pytestmark = pytest.mark.skipif(

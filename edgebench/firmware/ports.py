@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, ClassVar
 
-from .build import BuildError
+from .build import BuildError, cached_image, find_tool
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -94,15 +94,28 @@ def spawn_and_find_port(
 
 
 class FirmwarePort(ABC):
-    """One firmware port under firmware_bridges/ports/."""
+    """One firmware port under firmware_bridges/ports/: how its image is built and started."""
 
     name: ClassVar[str]
     #: Timings from this port are real (posix) or only functional (instruction-counted QEMU).
     timing_note: ClassVar[str]
+    source_dir: ClassVar[Path]
+    flags: ClassVar[tuple[str, ...]]
+    image_name: ClassVar[str]
+    compilers: ClassVar[tuple[str, ...]]
+    install_hint: ClassVar[str]
 
-    @abstractmethod
     def build(self, model: Path, model_id: str) -> Path:
         """The image for `model` (built, or taken from the cache)."""
+        return cached_image(
+            self.name,
+            model,
+            model_id,
+            self.source_dir,
+            self.flags,
+            self.image_name,
+            lambda: find_tool(self.compilers, self.install_hint),
+        )
 
     @abstractmethod
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:

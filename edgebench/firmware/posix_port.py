@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import COMMON_FLAGS, PORTS, cached_image, find_tool
+from .build import COMMON_FLAGS, PORTS
 from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
 
 SOURCE_DIR = PORTS / "posix"
@@ -16,17 +16,11 @@ SOURCE_DIR = PORTS / "posix"
 class PosixPort(FirmwarePort):
     name = "posix"
     timing_note = "host CPU timing (not a microcontroller's)"
-
-    def build(self, model: Path, model_id: str) -> Path:
-        return cached_image(
-            "posix",
-            model,
-            model_id,
-            SOURCE_DIR,
-            (*COMMON_FLAGS, "-pedantic"),
-            "eb-posix-bridge",
-            lambda: find_tool(("cc", "gcc", "clang"), "apt-get install gcc"),
-        )
+    source_dir = SOURCE_DIR
+    flags = (*COMMON_FLAGS, "-pedantic")
+    image_name = "eb-posix-bridge"
+    compilers = ("cc", "gcc", "clang")
+    install_hint = "apt-get install gcc"
 
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
         argv = [str(image)] + (["--activity", str(activity)] if activity else [])

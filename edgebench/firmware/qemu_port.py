@@ -13,7 +13,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .build import COMMON_FLAGS, PORTS, BuildError, cached_image, find_tool
+from .build import COMMON_FLAGS, PORTS, BuildError, find_tool
 from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
 
 SOURCE_DIR = PORTS / "mps2-an386"
@@ -44,17 +44,11 @@ class QemuFirmware(RunningFirmware):
 class QemuMps2Port(FirmwarePort):
     name = "qemu-mps2-an386"
     timing_note = "QEMU instruction count (-icount shift=0): functional, not a chip's timing"
-
-    def build(self, model: Path, model_id: str) -> Path:
-        return cached_image(
-            "mps2-an386",
-            model,
-            model_id,
-            SOURCE_DIR,
-            (*COMMON_FLAGS, *ARM_FLAGS, f"-T{SOURCE_DIR / 'link.ld'}"),
-            "firmware.elf",
-            lambda: find_tool(("arm-none-eabi-gcc",), INSTALL_HINT),
-        )
+    source_dir = SOURCE_DIR
+    flags = (*COMMON_FLAGS, *ARM_FLAGS, f"-T{SOURCE_DIR / 'link.ld'}")
+    image_name = "firmware.elf"
+    compilers = ("arm-none-eabi-gcc",)
+    install_hint = INSTALL_HINT
 
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
         if activity is not None:
