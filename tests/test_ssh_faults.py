@@ -6,29 +6,40 @@ a Python or runtime the device lacks, a filesystem that is full, a session kille
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edgebench.agent.recorder import QUERY_FILES
 from edgebench.devices.base import DeviceError
 from edgebench.devices.profiles import validate
 from edgebench.devices.ssh import SshDevice
 
 from .ssh_fixtures import (  # noqa: F401  (fixtures)
     LoopbackDevice,
+    agent_pids,
     device_fixture,
     edgebench,
     error_lines,
+    fill,
     sshd_fixture,
+    start_long_run,
     start_sshd,
+    stranger_key,
+    tmpfs,
+    wait_measuring,
 )
-from .support import CLI, REPO, shared_model
+from .support import REPO, shared_model
 
 
 def closed_port() -> int:
@@ -58,19 +69,23 @@ def test_unreachable_host(device: LoopbackDevice, tmp_path: Path) -> None:
 
 
 def test_wrong_key(device: LoopbackDevice, tmp_path: Path) -> None:
-    stranger = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
-    profile = device.write(identity_file=str(stranger))
+    profile = device.write(identity_file=str(stranger_key(tmp_path)))
     line = one_line_error(edgebench("run", "--device", str(profile), "-b", "ad", cwd=tmp_path))
     assert "authentication failed" in line
     assert "ssh-copy-id" in line
 
 
+def test_password_without_a_terminal_to_ask_on(device: LoopbackDevice, tmp_path: Path) -> None:
+    profile = device.write(identity_file=str(stranger_key(tmp_path)), password=True)
+    line = one_line_error(edgebench("run", "--device", str(profile), "-b", "ad", cwd=tmp_path))
+    assert "password authentication needs a terminal to ask on" in line
+    assert f"ssh-copy-id -p {device.sshd.port}" in line
+
+
 def test_changed_host_key_is_refused_even_when_trusting_new_keys(
     device: LoopbackDevice, tmp_path: Path
 ) -> None:
-    other = tmp_path / "other_host_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    other = stranger_key(tmp_path)
     kind, blob = other.with_suffix(".pub").read_text().split()[:2]
     known = tmp_path / "known_hosts"
     known.write_text(f"[{device.sshd.host}]:{device.sshd.port} {kind} {blob}\n")
@@ -93,6 +108,89 @@ def test_unknown_host_key_needs_explicit_trust(device: LoopbackDevice, tmp_path:
     connect(device, known_hosts=str(known), trust_new_host_key=True).close()
     assert device.sshd.host_public_key() in known.read_text()
     connect(device, known_hosts=str(known)).close()  # now known: no trust flag needed
+
+
+def test_run_trusts_a_new_host_key_only_when_asked(device: LoopbackDevice, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    # A device without a runtime: the run stops right after connecting, which is all we need.
+    python = device.python_wrapper("python-bare", ["ai_edge_litert", "tflite_runtime"])
+    profile = device.write(known_hosts=str(known), python=str(python))
+    model = shared_model("ad01_int8.tflite")
+    run = ("run", "--device", str(profile), "--model", str(model), "--json")
+    line = one_line_error(edgebench(*run, cwd=tmp_path))
+    assert "unknown host key" in line and not known.exists()
+    done = edgebench(*run, "--trust-new-host-key", cwd=tmp_path)
+    assert "trusted new host key" in done.stderr
+    assert "no usable TFLite runtime" in done.stderr  # got past the host key, to the device
+    assert device.sshd.host_public_key() in known.read_text()
+
+
+def test_a_file_size_limit_fails_the_run_like_a_full_disk(
+    device: LoopbackDevice, tmp_path: Path
+) -> None:
+    """`ulimit -f` on the device (no root needed): the first 512 KiB chunk of per-query
+    times is too large, the write fails with EFBIG, and the run says so."""
+    if not shutil.which("prlimit"):
+        pytest.skip("prlimit (util-linux) is not installed")
+    python = device.python_wrapper("python-fsize", [], launcher=f"prlimit --fsize={300 << 10}")
+    profile = device.write(python=str(python))
+    done = edgebench(
+        "run", "--device", str(profile), "--model", str(shared_model("ad01_int8.tflite")),
+        "-s", "SingleStream", "--duration", "1", "--results", "res", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    line = one_line_error(done)
+    assert "failed (File too large: queries; " in line and "free space on the device" in line
+    [result] = json.loads(done.stdout)
+    record = json.loads((tmp_path / "res" / result["run_id"] / "record.json").read_text())
+    assert record["status"] == "failed" and record["query_count"] == 0
+
+
+def test_no_room_even_for_the_agents_first_file(device: LoopbackDevice, tmp_path: Path) -> None:
+    """The plan fits, the agent's record reserve does not: the agent's own reason comes back."""
+    model = shared_model("ad01_int8.tflite")
+    with deployed_on_a_small_disk(device, tmp_path, model, 12 << 10) as workdir:
+        profile = device.write(workdir=str(workdir))
+        done = edgebench(
+            "run", "--device", str(profile), "--model", str(model), "-s", "SingleStream",
+            "--json", cwd=tmp_path,
+        )  # fmt: skip
+    line = one_line_error(done)
+    assert "exited with code 1 before writing a record: writing the run's files in" in line
+    assert "No space left on device: record.json.reserve" in line
+    assert "free space on the device" in line
+
+
+def test_ssh_config_problems_are_named(device: LoopbackDevice, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-config"
+    with pytest.raises(DeviceError, match="no such ssh config file; fix `ssh_config:`"):
+        connect(device, ssh_config=str(missing))
+    broken = tmp_path / "broken-config"
+    broken.write_text("Host board\n  HostName\n")
+    with pytest.raises(DeviceError) as caught:
+        connect(device, ssh_config=str(broken))
+    assert str(caught.value) == (
+        f"{broken}: unreadable ssh config (Unparsable line HostName); fix it"
+    )
+
+
+def test_device_without_sftp(tmp_path: Path) -> None:
+    server = start_sshd(sftp=False)
+    try:
+        with pytest.raises(DeviceError) as caught:
+            connect(LoopbackDevice(server, tmp_path))
+    finally:
+        server.stop()
+    assert "no SFTP on the device" in str(caught.value)
+    assert "Subsystem sftp" in str(caught.value)
+
+
+def test_workdir_the_device_user_cannot_create(device: LoopbackDevice, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")  # stops root too, unlike permissions
+    profile = device.write(workdir=str(blocker / "wd"))
+    line = one_line_error(edgebench("run", "--device", str(profile), "-b", "ad", cwd=tmp_path))
+    assert f"cannot create {blocker}/wd on the device (Not a directory)" in line
+    assert "set `workdir:` in the profile" in line
 
 
 def test_missing_python_on_the_device(device: LoopbackDevice, tmp_path: Path) -> None:
@@ -118,24 +216,33 @@ def test_missing_runtime_fails_before_the_run_with_the_install_command(
     assert not list((device.workdir / "runs").iterdir())  # nothing was started
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A tmpfs just big enough for the agent: the model no longer fits."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    agent_bytes = sum(p.stat().st_size for p in (REPO / "edgebench" / "agent").glob("*.py"))
-    size = agent_bytes + (96 << 10)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+def test_a_32_bit_board_is_told_to_install_tflite_runtime_with_numpy_1(
+    device: LoopbackDevice,
+) -> None:
+    """No ai-edge-litert wheels for 32-bit ARM: there the command is tflite-runtime, whose
+    wheels are built for NumPy 1.x. `setarch i686` makes uname say 32-bit, as such a board's."""
+    if not shutil.which("setarch"):
+        pytest.skip("setarch (util-linux) is not installed")
+    hidden = ["ai_edge_litert", "tflite_runtime"]
+    python = device.python_wrapper("python-i686", hidden, launcher="setarch i686")
+    ssh = connect(device, python=str(python))
     try:
-        yield mount
+        assert ssh.probe()["machine"] == "i686"
+        with pytest.raises(DeviceError) as caught:
+            ssh.require_runtime()
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        ssh.close()
+    message = str(caught.value)
+    assert f'{python} -m pip install tflite-runtime "numpy<2"' in message
+    assert ("(it needs NumPy 1.x)" in message) == (np.__version__.split(".")[0] == "2")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs just big enough for the agent: the model no longer fits."""
+    agent_bytes = sum(p.stat().st_size for p in (REPO / "edgebench" / "agent").glob("*.py"))
+    with tmpfs(tmp_path / "disk", agent_bytes + (96 << 10)) as mount:
+        yield mount
 
 
 def test_full_disk_on_the_device(device: LoopbackDevice, small_disk: Path, tmp_path: Path) -> None:
@@ -150,22 +257,87 @@ def test_full_disk_on_the_device(device: LoopbackDevice, small_disk: Path, tmp_p
     assert not list((small_disk / "wd" / "blobs").glob("*.part-*"))  # no half-copied file left
 
 
+def test_device_without_numpy_gets_the_install_command(
+    device: LoopbackDevice, tmp_path: Path
+) -> None:
+    """The agent itself cannot start there, yet the message is the install command."""
+    python = device.python_wrapper("python-no-numpy", ["numpy"])
+    profile = device.write(python=str(python))
+    line = one_line_error(edgebench("run", "--device", str(profile), "-b", "ad", cwd=tmp_path))
+    assert "no usable TFLite runtime" in line and "numpy: ImportError" in line
+    assert f"{python} -m pip install ai-edge-litert" in line
+
+
+@contextlib.contextmanager
+def deployed_on_a_small_disk(
+    device: LoopbackDevice, tmp_path: Path, model: Path, room: int
+) -> Iterator[Path]:
+    """A workdir on a fresh 8 MiB tmpfs with the agent and `model` deployed, then filled up
+    to `room` free bytes; yields the workdir."""
+    with tmpfs(tmp_path / "disk", 8 << 20) as disk:
+        workdir = disk / "wd"
+        with SshDevice(
+            validate(device.profile(workdir=str(workdir)), Path("loopback.yaml"))
+        ) as ssh:
+            ssh.deploy(model, None)  # type: ignore[attr-defined]
+        fill(disk, leave=room)
+        yield workdir
+
+
+# Room for the run's small files (plan, record and its reserve, user.conf, LoadGen's logs),
+# far from the 1.5 MiB a chunk of 65,536 per-query times needs.
+RUN_ROOM = 320 << 10
+
+
+@pytest.mark.parametrize("loop", ["loadgen", "native"])
+def test_disk_filling_up_during_the_run_fails_it_and_keeps_what_was_written(
+    device: LoopbackDevice, tmp_path: Path, loop: str
+) -> None:
+    """Deploy fits, then only RUN_ROOM bytes are left: the run's own files hit ENOSPC."""
+    model = shared_model("ad01_int8.tflite")
+    with deployed_on_a_small_disk(device, tmp_path, model, RUN_ROOM) as workdir:
+        profile = device.write(workdir=str(workdir))
+        done = edgebench(
+            "run", "--device", str(profile), "--model", str(model), "-s", "SingleStream",
+            "--duration", "1", "--loop", loop, "--results", "res", "--json", cwd=tmp_path,
+        )  # fmt: skip
+        assert not list((workdir / "runs").iterdir())  # fetched, then removed from the device
+    line = one_line_error(done)
+    [result] = json.loads(done.stdout)
+    assert result["status"] == "failed", result
+    [reason] = result["reasons"]
+    assert reason in line
+    assert f"in {workdir}/runs/" in reason and "/out failed (" in reason
+    assert "free space on the device" in reason
+    run_dir = tmp_path / "res" / result["run_id"]
+    record = json.loads((run_dir / "record.json").read_text())
+    assert record["status"] == "failed" and record["error"] == reason
+    assert record["loop"] == loop
+    sizes = {(run_dir / "queries" / name).stat().st_size for name in QUERY_FILES}
+    assert sizes == {8 * record["query_count"]}  # trimmed to the samples all three files hold
+    assert (run_dir / "ssh.json").is_file() and (run_dir / "agent.log").is_file()
+    assert not (run_dir / "record.json.reserve").exists()
+
+
+def test_a_full_disk_before_the_run_stops_it_at_the_plan(
+    device: LoopbackDevice, tmp_path: Path
+) -> None:
+    model = shared_model("ad01_int8.tflite")
+    with deployed_on_a_small_disk(device, tmp_path, model, 0) as workdir:
+        profile = device.write(workdir=str(workdir))
+        done = edgebench("run", "--device", str(profile), "--model", str(model), cwd=tmp_path)
+        assert not list((workdir / "runs").iterdir())  # the half-made run directory is gone
+    line = one_line_error(done)
+    assert f"writing {workdir}/runs/" in line and "/plan.json failed" in line
+    assert f"0 KiB free in {workdir}: free some space on the device" in line
+
+
 def test_connection_dropped_mid_run_keeps_what_was_measured(
     device: LoopbackDevice, tmp_path: Path
 ) -> None:
-    model = shared_model("kws_ref_model.tflite")
-    profile = device.write()
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="4000")
-    process = subprocess.Popen(
-        [*CLI, "run", "--device", str(profile), "--model", str(model),
-         "-s", "SingleStream", "--duration", "30", "--loop", "native", "--results", "res",
-         "--json"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = start_long_run(device, tmp_path, "--loop", "native")
     try:
-        deadline = time.monotonic() + 60
-        while not _measuring(device.workdir) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert wait_measuring(device.workdir), "the remote run never started measuring"
         assert device.sshd.drop_sessions() >= 1
         dropped = time.monotonic()
         stdout, stderr = process.communicate(timeout=40)
@@ -185,50 +357,43 @@ def test_connection_dropped_mid_run_keeps_what_was_measured(
     assert (run_dir / "queries" / "index.i64").stat().st_size == 8 * record["query_count"]
 
 
+def test_agent_killed_on_the_device_mid_run(device: LoopbackDevice, tmp_path: Path) -> None:
+    """As the OOM killer would: SIGKILL, no last word; the host says so and keeps the data."""
+    process = start_long_run(device, tmp_path, "--loop", "native")
+    try:
+        assert wait_measuring(device.workdir), "the remote run never started measuring"
+        for pid in agent_pids(device.workdir):
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=40)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert len(lines) == 1 and "was killed by a signal while running" in lines[0], lines
+    [result] = json.loads(stdout)
+    assert result["status"] == "failed" and "check `dmesg`" in result["reasons"][0]
+    run_dir = tmp_path / "res" / result["run_id"]
+    assert (run_dir / "queries" / "index.i64").stat().st_size > 0  # the chunks on disk came back
+
+
 def test_device_gone_for_good_mid_run_exits_cleanly(tmp_path: Path) -> None:
     """The network stays down: nothing to fetch, but the host says so in one line and exits."""
-    model = shared_model("kws_ref_model.tflite")
     server = start_sshd()  # its own server: this test kills it
     device = LoopbackDevice(server, tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="4000")
-    env.pop("SSH_AUTH_SOCK", None)
-    process = subprocess.Popen(
-        [*CLI, "run", "--device", str(device.write()), "--model",
-         str(model), "-s", "SingleStream", "--duration", "30", "--loop", "native",
-         "--results", "res", "--json"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = start_long_run(device, tmp_path, "--loop", "native")
     try:
-        deadline = time.monotonic() + 60
-        while not _measuring(device.workdir) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert wait_measuring(device.workdir), "the remote run never started measuring"
         server.stop()  # the listener and every session: reconnecting is refused
         stdout, stderr = process.communicate(timeout=40)
     finally:
         if process.poll() is None:
             process.kill()
-        _kill_orphans(device.workdir)
+        for pid in agent_pids(device.workdir):  # the agent left running on the 'device'
+            os.kill(pid, signal.SIGKILL)
     assert process.returncode == 1, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "reconnecting failed too" in lines[0], lines
     [result] = json.loads(stdout)
     assert result["status"] == "failed" and "lost mid-run" in result["reasons"][0]
     assert (tmp_path / "res" / result["run_id"] / "agent.log").is_file()
-
-
-def _kill_orphans(workdir: Path) -> None:
-    """The agent this test left on the 'device' (by PID, found by its run directory)."""
-    needle = str(workdir).encode()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except OSError:
-                continue
-
-
-def _measuring(workdir: Path) -> bool:
-    """The first chunk of per-query times (65,536 queries) reached the device's disk."""
-    files = list((workdir / "runs").glob("*/out/queries/index.i64"))
-    return bool(files) and files[0].stat().st_size > 0

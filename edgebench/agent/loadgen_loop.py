@@ -9,6 +9,7 @@ in a worker thread and the main thread stays free to take Ctrl-C.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -128,7 +129,23 @@ def run_loadgen_loop(
     lg.DestroyFastSUT(sut)
     if failure:
         raise LoadGenError(f"LoadGen stopped: {failure[0]}")
+    check_logs(outdir)
     return read_detail_log(os.path.join(outdir, "mlperf_log_detail.txt"))
+
+
+def check_logs(outdir: str) -> None:
+    """LoadGen ignores failed writes: a log that is empty or stops mid-line was cut short (a
+    full disk, in practice), so the run fails instead of passing on partial logs."""
+    for name in LOG_FILES:
+        path = os.path.join(outdir, name)
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(-1, os.SEEK_END)  # an empty file raises here too
+                complete = handle.read() == b"\n"
+        except OSError:
+            complete = False
+        if not complete:
+            raise OSError(errno.ENOSPC, "LoadGen's log is cut short", path)
 
 
 # Bulky provenance entries that stay in the log itself rather than in record.json.

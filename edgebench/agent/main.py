@@ -15,18 +15,21 @@ import platform
 import signal
 import sys
 import time
-from typing import Dict, List, Optional
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
 from . import AGENT_VERSION
+from .audit import AUDIT_FILE, apply_audit, check_audit, render_audit_config
 from .clock import clock_from_env
 from .loadgen_loop import loadgen_version, run_loadgen_loop
 from .monitor import Monitor
 from .progress import ProgressReporter, emit
-from .recorder import QUERY_FILES, QueryRecorder
+from .recorder import QUERY_FILES, QueryRecorder, SpaceReserve, out_of_space
 from .runtime import Engine
 from .settings import effective_settings, render_user_conf
+from .test_faults import apply_fault
 
 RECORD_SCHEMA = "edgebench.runrecord/1"
 NATIVE_LOOP = "none (edgebench native loop)"
@@ -108,6 +111,7 @@ class RunRecordWriter:
 
     def __init__(self, outdir: str, plan: Dict[str, object]) -> None:
         self.path = os.path.join(outdir, "record.json")
+        self.reserve = SpaceReserve(self.path + ".reserve")
         self.data: Dict[str, object] = {
             "schema": RECORD_SCHEMA,
             "agent_version": AGENT_VERSION,
@@ -124,6 +128,14 @@ class RunRecordWriter:
         self.write()
 
     def write(self) -> None:
+        try:
+            self._write()
+        except OSError:
+            if not self.reserve.release():  # a full disk: the reserve makes room once
+                raise
+            self._write()
+
+    def _write(self) -> None:
         temporary = self.path + ".tmp"
         with open(temporary, "w") as handle:
             json.dump(self.data, handle, indent=2, default=str)
@@ -158,6 +170,9 @@ class Prepared:
             threads=int(plan.get("threads", 1)),  # type: ignore[arg-type]
         )
         self.engine.set_samples(load_samples(plan.get("samples"), self.engine))  # type: ignore[arg-type]
+        fault = apply_fault(self.engine, self.mode)
+        if fault:
+            writer.update(test_sut_fault=fault)
         self.loop = choose_loop(str(plan.get("loop", "auto")))
         writer.update(
             status="calibrating",
@@ -179,6 +194,35 @@ class Prepared:
         self.settings = effective_settings(
             conf_text, self.name, self.scenario, self.mode, self.total, min(wanted, self.total)
         )
+        audit = check_audit(plan.get("audit"))
+        self.settings = apply_audit(self.settings, audit)
+        if audit:  # LoadGen reads it from its cwd (outdir), over user.conf, as in MLPerf
+            with open(os.path.join(outdir, AUDIT_FILE), "w") as handle:
+                handle.write(render_audit_config(audit))
+
+
+#: TEST-ONLY: a virtual bench's activity file (edgebench/lab/activity.py format) to which the
+#: timed run appends "active" before and "idle" after, so a meter emulator knows when to draw
+#: active power. Never set for a real measurement.
+ACTIVITY_ENV = "EDGEBENCH_TEST_ACTIVITY_FILE"
+
+
+@contextmanager
+def _activity_marked() -> Iterator[None]:
+    """Mark the timed run busy in the test activity file, in the host's true CLOCK_MONOTONIC
+    (not the injected test clock: the emulators' physics runs on the host's time)."""
+    path = os.environ.get(ACTIVITY_ENV)
+
+    def mark(state: str) -> None:
+        if path:
+            with open(path, "a") as handle:
+                handle.write(json.dumps({"t_ns": time.monotonic_ns(), "state": state}) + "\n")
+
+    mark("active")
+    try:
+        yield
+    finally:
+        mark("idle")
 
 
 def measure(
@@ -189,7 +233,7 @@ def measure(
     expected_q = prepared.total if prepared.mode == "accuracy" else 0
     emit("phase", phase="running", expected_s=expected_s, expected_queries=expected_q)
     progress = ProgressReporter("running", lambda: recorder.count, expected_s, expected_q)
-    with Monitor(outdir, clock=recorder.clock), progress:
+    with Monitor(outdir, clock=recorder.clock), progress, _activity_marked():
         if prepared.loop == "loadgen":
             return run_loadgen_loop(
                 prepared.conf_path,
@@ -228,14 +272,17 @@ def run(plan: Dict[str, object], outdir: str) -> Dict[str, object]:
             start_ns=clock.now_ns(),
         )
         results = measure(prepared, plan, outdir, recorder)
+        count = recorder.close()
+        if recorder.error is not None:  # the writer thread's, surfaced once the loop is over
+            raise recorder.error
     except KeyboardInterrupt:
         _stop(writer, recorder, "interrupted", "interrupted")
         raise
     except BaseException as error:
-        _stop(writer, recorder, "failed", str(error))
+        _stop(writer, recorder, "failed", out_of_space(error, outdir) or str(error))
         raise
-    count = recorder.close()
     writer.update(status="complete", end_ns=clock.now_ns(), query_count=count, results=results)
+    writer.reserve.release()
     emit("done", status="complete", queries=count)
     return writer.data
 
@@ -246,6 +293,7 @@ def _stop(
     """Keep what was measured: flush the per-query files, then say why the run ended."""
     count = recorder.close() if recorder is not None else 0
     writer.update(status=status, error=error, end_ns=clock_from_env().now_ns(), query_count=count)
+    writer.reserve.release()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -281,6 +329,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.flush()
         os._exit(130)
     except Exception as error:
-        emit("error", message=f"{type(error).__name__}: {error}", kind=type(error).__name__)
+        message = out_of_space(error, os.path.abspath(args[1]))
+        message = message or f"{type(error).__name__}: {error}"
+        emit("error", message=message, kind=type(error).__name__)
         return 1
     return 0

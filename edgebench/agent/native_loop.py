@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
+from .audit import sample_outputs, sampling_probability
 from .native_plan import NativeLoopError, Plan, Trace, make_plan
 from .native_results import (
     ACCURACY_NAME,
@@ -88,7 +89,20 @@ def run_native_loop(
             accuracy_log = None
             results = accuracy_results(plan, settings, trace, "COMPLETE")
         else:
+            if settings.accuracy_log_sampling_target > 0:  # TEST01: log a sample of outputs
+                accuracy_log = AccuracyLog(os.path.join(outdir, ACCURACY_NAME))
+                sampled = sample_outputs(
+                    engine.infer,
+                    engine.output_bytes,
+                    accuracy_log,
+                    sampling_probability(plan, settings.accuracy_log_sampling_target),
+                    settings.accuracy_log_rng_seed,
+                )
+                engine.infer = sampled  # type: ignore[method-assign]
             run_performance(plan, settings, engine, recorder, trace)
+            if accuracy_log is not None:
+                accuracy_log.close()
+                accuracy_log = None
             results = performance_results(plan, settings, trace)
     except BaseException as error:
         if accuracy_log is not None:

@@ -103,6 +103,10 @@ def _effective(plan: Plan, settings: EffectiveSettings) -> Dict[str, object]:
         "effective_schedule_rng_seed": int(settings.schedule_rng_seed),
         "effective_performance_sample_count": plan.performance_sample_count,
         "effective_accuracy_sample_count": plan.accuracy_sample_count,
+        "effective_accuracy_log_rng_seed": int(settings.accuracy_log_rng_seed),
+        "effective_accuracy_log_sampling_target": int(settings.accuracy_log_sampling_target),
+        "effective_performance_issue_same": bool(settings.performance_issue_same),
+        "effective_performance_issue_same_index": int(settings.performance_issue_same_index),
     }
 
 

@@ -13,6 +13,7 @@ from typing import Callable, Tuple
 
 import numpy as np
 
+from .audit import issued_sample
 from .native_plan import Plan, Trace
 from .recorder import AccuracyLog, QueryRecorder
 from .runtime import Engine
@@ -49,6 +50,9 @@ def run_performance(
     order = _rng(settings.qsl_rng_seed).permutation(plan.total_count)
     loaded = order[: plan.performance_sample_count].astype(np.int64)
     trace.loaded = loaded.tolist()
+    same = issued_sample(loaded, settings)
+    if same is not None:  # TEST04: every query repeats one loaded sample
+        loaded = np.full_like(loaded, same)
     sample_rng = _rng(settings.sample_index_rng_seed)
     if plan.scenario == "SingleStream":
         _single_stream(plan, engine, recorder, trace, loaded, sample_rng)

@@ -98,6 +98,11 @@ class EffectiveSettings:
     qsl_rng_seed: int = QSL_RNG_SEED
     sample_index_rng_seed: int = SAMPLE_INDEX_RNG_SEED
     schedule_rng_seed: int = SCHEDULE_RNG_SEED
+    # Compliance tests only (set from audit.config, see audit.py); off in every other run.
+    accuracy_log_rng_seed: int = 0
+    accuracy_log_sampling_target: int = 0
+    performance_issue_same: bool = False
+    performance_issue_same_index: int = 0
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)

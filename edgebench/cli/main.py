@@ -15,24 +15,42 @@ from ..agent.runtime import ModelError, RuntimeMissing
 from ..agent.settings import SettingsError
 from ..devices.base import DeviceError
 from ..devices.profiles import find_profiles, load_profile
+from ..meters.base import MeterError
+from ..metrics.energy_integrate import EnergyError
+from ..metrics.power_trace import TraceError
 from ..runner.results import ResultsError, load_result
 from ..runner.run import RunError
 from ..runner.scoring import ScoringError
+from ..submission import SubmissionError
 from ..suite.benchmarks import BenchmarkError, bundled_benchmarks
 from ..suite.official import OFFICIAL
 from ..suite.official import SCENARIOS as OFFICIAL_SCENARIOS
-from . import devices_check, run_command
+from . import (
+    compare_command,
+    compliance_command,
+    devices_check,
+    energy_command,
+    lab_command,
+    meters_command,
+    publish_command,
+    run_command,
+    submission_command,
+)
 from .render import print_json, print_result, stderr, stdout
 
 EXPECTED_ERRORS = (
     BenchmarkError,
     DeviceError,
+    EnergyError,
+    MeterError,
     ModelError,
     ResultsError,
     RunError,
     RuntimeMissing,
     ScoringError,
     SettingsError,
+    SubmissionError,
+    TraceError,
 )
 
 
@@ -154,10 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(handler=devices_command)
     devices_check.add_check_parser(devices.add_subparsers(dest="action", metavar="ACTION"))
 
+    lab_command.add_lab_parser(commands)
+
+    meters = commands.add_parser("meters", help="list power meter drivers and profiles")
+    meters_command.add_arguments(meters)
+
+    energy = commands.add_parser("energy", help="recompute a run's energy from its trace")
+    energy_command.add_arguments(energy)
+
     show = commands.add_parser("show", help="print a finished run's summary")
     show.add_argument("run", type=Path, help="results/<run-id>")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=show_command)
+
+    submission_command.add_parsers(commands)
+    compliance_command.add_parser(commands)
+    publish_command.add_parser(commands)
+    compare_command.add_parser(commands)
     return parser
 
 

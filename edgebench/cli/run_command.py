@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from ..devices.profiles import DEFAULT_DEVICE, open_device
+from ..meters.profiles import open_meter
 from ..runner.run import RunError, RunOptions, run_benchmark
+from ..runner.tiny_run import plan_tiny_runs, tiny_max_samples
 from ..suite.benchmarks import (
     DEFAULT_SCENARIOS,
     Benchmark,
@@ -43,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-m",
         "--mode",
-        choices=("performance", "accuracy"),
-        help="default: performance in each scenario plus one accuracy run",
+        choices=("performance", "accuracy", "energy"),
+        help="default: performance in each scenario plus one accuracy run "
+        "(energy: serial devices only)",
     )
     parser.add_argument("--model", type=Path, help="your own .tflite model (open division)")
     parser.add_argument(
@@ -74,6 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("results"),
         help="results root directory (default: ./results)",
+    )
+    parser.add_argument(
+        "--trust-new-host-key",
+        action="store_true",
+        help="SSH devices: accept and record the host key of a device seen for the first "
+        "time (a changed key is still refused)",
+    )
+    parser.add_argument(
+        "--meter",
+        help="power meter profile (name or YAML path) recording each run into energy.json; "
+        "default: the device profile's `meter:`; `none` for no meter",
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        help="serial devices, accuracy mode: score only the first N evaluation samples "
+        "(quick checks; the result is never valid)",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
@@ -136,11 +157,21 @@ def options_from(args: argparse.Namespace) -> RunOptions:
 
 def run_command(args: argparse.Namespace) -> int:
     device = open_device(args.device)
+    if args.trust_new_host_key and hasattr(device, "trust_new_host_key"):
+        device.trust_new_host_key = True
     benchmarks = _benchmarks(args)
-    runs = plan_runs(args, benchmarks)
+    if device.transport == "serial":
+        runs = plan_tiny_runs(benchmarks, args.mode, args.scenario)
+    else:
+        runs = plan_runs(args, benchmarks)
     options = options_from(args)
+    if args.max_samples is not None:
+        options.extra_plan["max_samples"] = tiny_max_samples(device.transport, args.max_samples)
+    meter_name = args.meter or device.profile.get("meter")
+    if meter_name and meter_name != "none":
+        options.meter = open_meter(meter_name)
     results: list[dict[str, Any]] = []
-    with device:
+    with device, options.meter or contextlib.nullcontext():
         system = device.describe()
         for number, (benchmark, scenario, mode) in enumerate(runs, 1):
             label = f"[{number}/{len(runs)}] {benchmark.name} {scenario} {mode}"

@@ -20,4 +20,4 @@ def transport_class(name: str) -> type[Device]:
 
 
 def _load_builtin() -> None:
-    from . import local, ssh  # noqa: F401  (register themselves)
+    from . import local, serial, ssh  # noqa: F401  (register themselves)

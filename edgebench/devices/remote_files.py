@@ -10,7 +10,6 @@ copy never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import posixpath
 import stat
@@ -22,12 +21,18 @@ from pathlib import Path
 import paramiko
 
 from .base import DeviceError
+from .ssh_connect import SSH_ERRORS
 
 # Runs on the device with the device's Python (3.8 syntax; stdlib only). Modes:
 #   check  {"mkdir": [...], "files": {path: sha256}, "df": dir} -> {"bad": [...], "free": bytes}
+#          (any mode may answer {"error": "one line for the user"} instead)
 #   commit {"files": {part: [final, sha256]}}                     -> {"bad": {part: got}}
+#   prune  {"dir": versions dir, "current": name, "keep": n}      -> {"removed": [...],
+#          "busy": [...]}: touch the current version, then delete all but the `keep` most
+#          recently used, sparing any that a running process has on its PYTHONPATH (read
+#          from /proc; without /proc nothing is deleted).
 DEVICE_SCRIPT = r"""
-import hashlib, json, os, sys
+import hashlib, json, os, shutil, sys
 mode, request = sys.argv[1], json.loads(sys.argv[2])
 def sha(path):
     digest = hashlib.sha256()
@@ -40,14 +45,49 @@ def hashed(path):
         return sha(path)
     except OSError:
         return None
+def in_use():
+    paths = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"PYTHONPATH="):
+                paths.update(os.fsdecode(part) for part in item[11:].split(b":"))
+    return paths
+def fail(text):
+    sys.stdout.write(json.dumps({"error": text}) + "\n")
+    sys.exit(0)
 reply = {}
 if mode == "check":
-    for directory in request.get("mkdir", []):
-        os.makedirs(directory, exist_ok=True)
+    try:
+        for directory in request.get("mkdir", []):
+            os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        fail("cannot create %s on the device (%s); set `workdir:` in the profile to a "
+             "directory this user can write" % (error.filename, error.strerror))
     reply["bad"] = [p for p, want in request["files"].items() if hashed(p) != want]
     if request.get("df"):
         info = os.statvfs(request["df"])
         reply["free"] = info.f_bavail * info.f_frsize
+elif mode == "prune":
+    base = request["dir"]
+    os.utime(os.path.join(base, request["current"]))
+    def used(path):
+        try:
+            return os.path.getmtime(path)
+        except OSError:  # removed meanwhile by another host's prune
+            return 0.0
+    versions = sorted((os.path.join(base, name) for name in os.listdir(base)),
+                      key=used, reverse=True)
+    old = versions[request["keep"]:]
+    busy = in_use() if old and os.path.isdir("/proc/self") else set(old)
+    reply["busy"] = [path for path in old if path in busy]
+    reply["removed"] = [path for path in old if path not in busy]
+    for path in reply["removed"]:
+        shutil.rmtree(path, ignore_errors=True)
 else:
     reply["bad"] = {}
     for part, (final, want) in request["files"].items():
@@ -62,14 +102,6 @@ else:
                 pass
 sys.stdout.write(json.dumps(reply) + "\n")
 """
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -111,14 +143,10 @@ class RemoteStore:
             part = f"{upload.remote}.part-{uuid.uuid4().hex[:8]}"
             try:
                 self.sftp.put(str(upload.local), part, confirm=True)
-            except (OSError, paramiko.SSHException) as error:
+            except SSH_ERRORS as error:
                 self._remove_quietly(part)
-                free = self._free(free_dir)
-                raise DeviceError(
-                    f"{self.label}: copying {upload.local.name} to {upload.remote} failed "
-                    f"({error or type(error).__name__}); {free} free in {free_dir}: free some "
-                    f"space on the device or point `workdir:` at a larger filesystem"
-                ) from None
+                what = f"copying {upload.local.name} to {upload.remote}"
+                raise self.write_failed(what, error, free_dir) from None
             self.copied_bytes += upload.local.stat().st_size
             parts[part] = [upload.remote, upload.sha256]
         broken = self.call("commit", {"files": parts})["bad"]
@@ -130,6 +158,14 @@ class RemoteStore:
                 f"storage?): check `df` on the device and retry"
             )
 
+    def write_failed(self, what: str, error: BaseException, directory: str) -> DeviceError:
+        """A failed write on the device, with the free space there and the fix."""
+        return DeviceError(
+            f"{self.label}: {what} failed ({error or type(error).__name__}); "
+            f"{self._free(directory)} free in {directory}: free some space on the device or "
+            f"point `workdir:` at a larger filesystem"
+        )
+
     def _parent_dirs(self, directory: str) -> None:
         try:
             self.sftp.stat(directory)
@@ -138,7 +174,7 @@ class RemoteStore:
             self.sftp.mkdir(directory)
 
     def _remove_quietly(self, path: str) -> None:
-        with contextlib.suppress(OSError, paramiko.SSHException):
+        with contextlib.suppress(*SSH_ERRORS):
             self.sftp.remove(path)
 
     def _free(self, directory: str) -> str:
@@ -179,8 +215,11 @@ def json_reply(text: str, label: str) -> dict:
     """The last line of a device script's stdout as JSON (rc files may print before it)."""
     lines = [line for line in text.splitlines() if line.strip()]
     try:
-        return json.loads(lines[-1])
+        reply = json.loads(lines[-1])
     except (IndexError, ValueError):
         raise DeviceError(
             f"{label}: unexpected answer from the device's Python: {text.strip()[:200]!r}"
         ) from None
+    if "error" in reply:
+        raise DeviceError(f"{label}: {reply['error']}")
+    return reply

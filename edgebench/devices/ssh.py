@@ -5,7 +5,8 @@ the timed loop runs on the board and the network only carries the plan in and th
 inference is timed on the device, never per SSH command (an exec costs tens of ms, more with
 slow shell rc files). Layout under the device's `workdir`:
 
-    agent/<hash>/edgebench/...       the agent package, one directory per agent version
+    agent/<hash>/edgebench/...       the agent package, one directory per agent version (the
+                                     current and the previous are kept, older ones pruned)
     blobs/<sha256><suffix>           models and samples, by content (reused across runs)
     runs/<run id>-<random>/          plan.json and out/ (the agent's results); removed after
                                      the fetch unless `keep: true`
@@ -30,12 +31,13 @@ from typing import Any, ClassVar
 import paramiko
 
 from ..metrics.clock_mapping import ClockAnchor, ClockChannel, ClockError
+from ..suite.benchmarks import sha256_file
 from .base import Device, DeviceError, EventHandler, RunRecord, SystemInfo
 from .local import relay_events
 from .registry import register
-from .remote_files import DEVICE_SCRIPT, RemoteStore, Upload, fetch_tree, json_reply, sha256_file
+from .remote_files import DEVICE_SCRIPT, RemoteStore, Upload, fetch_tree, json_reply
 from .ssh_config import Target, load_ssh_config, resolve_profile
-from .ssh_connect import connect, shell_join
+from .ssh_connect import SSH_ERRORS, connect, shell_join
 from .ssh_runtime import PROBE_SCRIPT, require_runtime
 
 DEFAULT_WORKDIR = "~/.cache/edgebench-agent"
@@ -43,6 +45,11 @@ DEFAULT_PYTHON = "python3"
 STOP_GRACE_SECONDS = 10
 AGENT_PACKAGE = Path(__file__).resolve().parents[1]
 PID_MARK = "@edgebench-pid "
+# How a run that ended on purpose leaves record.json; any other status means the agent died.
+FINAL_STATUSES = ("complete", "failed", "interrupted")
+# Agent versions kept on the device: the current one and the one before (a host switching
+# back and forth between two checkouts re-copies nothing); older ones are deleted.
+KEEP_AGENTS = 2
 # Test-only clock injection (edgebench/agent/clock.py) travels to the device like it reaches a
 # local agent through the environment; nothing else from the host environment does.
 FORWARDED_ENV = ("EDGEBENCH_TEST_CLOCK_OFFSET_NS", "EDGEBENCH_TEST_CLOCK_DRIFT_PPM")
@@ -51,7 +58,7 @@ FORWARDED_ENV = ("EDGEBENCH_TEST_CLOCK_OFFSET_NS", "EDGEBENCH_TEST_CLOCK_DRIFT_P
 # first argument is the agent's directory, put in front of the device's own PYTHONPATH.
 WITH_AGENT = 'PYTHONPATH="$1${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH; shift; '
 LAUNCH = WITH_AGENT + 'echo "@edgebench-pid $$"; exec "$@"'
-DESCRIBE = WITH_AGENT + 'set -e; "$1" -m edgebench.agent --describe; "$1" -c "$2"'
+DESCRIBE = WITH_AGENT + '"$1" -c "$2"; "$1" -m edgebench.agent --describe'
 STOP = (
     'tr "\\000" " " < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$3" || exit 0; '
     'kill -s "$2" "$1" 2>/dev/null || exit 0; i=0; '
@@ -139,8 +146,16 @@ class SshDevice(Device):
             trust_new=self.trust_new_host_key,
             ask_password=bool(self.profile.get("password")),
         )
-        self.sftp = self.client.open_sftp()
-        home = self.sftp.normalize(".")
+        try:
+            self.sftp = self.client.open_sftp()
+            home = self.sftp.normalize(".")
+        except SSH_ERRORS as error:
+            self.close()
+            raise DeviceError(
+                f"{self.label}: no SFTP on the device ({error or type(error).__name__}); "
+                f"edgebench copies files with SFTP: enable sshd's sftp subsystem (Subsystem sftp "
+                f"in sshd_config; on dropbear boards install openssh-sftp-server)"
+            ) from None
         self.workdir = self._expand(str(self.profile.get("workdir") or DEFAULT_WORKDIR), home)
         self.python = self._expand(str(self.profile.get("python") or DEFAULT_PYTHON), home)
         self.store = RemoteStore(self.sftp, self._device_call, self.label)
@@ -164,24 +179,30 @@ class SshDevice(Device):
     def _transport(self) -> paramiko.Transport:
         transport = self.client.get_transport() if self.client else None
         if transport is None or not transport.is_active():
-            raise DeviceError(f"{self.label}: not connected (open the device first)")
+            raise DeviceError(
+                f"{self.label}: not connected (the connection was closed or never opened); "
+                f"check the network and the device"
+            )
         return transport
 
     def _exec(self, words: list[str], timeout: float | None = 120) -> tuple[int, str, str]:
         """Run one command (quoted words) and wait for it; (exit code, stdout, stderr)."""
-        channel = self._transport().open_session()
         try:
-            channel.settimeout(timeout)
-            channel.exec_command(shell_join(words))
-            out = channel.makefile("rb").read().decode(errors="replace")
-            err = channel.makefile_stderr("rb").read().decode(errors="replace")
-            return channel.recv_exit_status(), out, err
+            with self._transport().open_session() as channel:
+                channel.settimeout(timeout)
+                channel.exec_command(shell_join(words))
+                out = channel.makefile("rb").read().decode(errors="replace")
+                err = channel.makefile_stderr("rb").read().decode(errors="replace")
+                return channel.recv_exit_status(), out, err
         except TimeoutError:
             raise DeviceError(
                 f"{self.label}: `{words[0]}` gave no answer within {timeout} s; check the device"
             ) from None
-        finally:
-            channel.close()
+        except SSH_ERRORS as error:
+            raise DeviceError(
+                f"{self.label}: running `{words[0]}` failed ({error or type(error).__name__}); "
+                f"the connection may have dropped: check the network and the device"
+            ) from None
 
     def _python_failed(self, code: int, err: str) -> DeviceError:
         last = (err.strip().splitlines() or ["no output"])[-1]
@@ -214,19 +235,28 @@ class SshDevice(Device):
         ]
         mkdir = [f"{root}/edgebench/agent", f"{self.workdir}/blobs", f"{self.workdir}/runs"]
         self.store.ensure(uploads, mkdir, self.workdir)
+        self._device_call(
+            "prune", {"dir": f"{self.workdir}/agent", "current": version, "keep": KEEP_AGENTS}
+        )
         self._agent_root = root
         return root
 
     def _describe_and_probe(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The probe runs first and needs only the stdlib, so a device whose agent cannot
+        start (no numpy) still gets the install command instead of an import traceback."""
         root = self._ensure_agent()
         code, out, err = self._exec(["sh", "-c", DESCRIBE, "sh", root, self.python, PROBE_SCRIPT])
+        objects = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        probes = [found for found in objects if "imports" in found]
+        if probes:
+            self._probe = probes[0]
         if code != 0:
+            if probes:
+                self.require_runtime(str(self.profile.get("runtime") or "auto"))
             raise self._python_failed(code, err)
-        objects = [line for line in out.splitlines() if line.startswith("{")]
-        if len(objects) < 2:
+        if not probes or len(objects) < 2:
             raise DeviceError(f"{self.label}: unexpected --describe output: {out.strip()[:200]!r}")
-        self._probe = json.loads(objects[-1])
-        return json.loads(objects[0]), self._probe
+        return objects[-1], probes[0]
 
     def describe(self) -> SystemInfo:
         info, probe = self._describe_and_probe()
@@ -277,37 +307,18 @@ class SshDevice(Device):
         if self._remote_model is None:
             raise DeviceError("run() before deploy(): nothing to run")
         self.require_runtime(str(plan.get("runtime") or "auto"))
-        root = self._ensure_agent()
         run_dir = f"{self.workdir}/runs/{outdir.name}-{uuid.uuid4().hex[:8]}"
         plan = dict(plan, model=self._remote_model, samples=self._remote_samples)
         outdir.mkdir(parents=True, exist_ok=True)
         plan_text = json.dumps(plan, indent=2)
         (outdir / "plan.json").write_text(plan_text)
-        assert self.sftp is not None
-        self.sftp.mkdir(run_dir)
-        with self.sftp.open(f"{run_dir}/plan.json", "w") as handle:
-            handle.write(plan_text)
-        env = [f"{k}={os.environ[k]}" for k in FORWARDED_ENV if k in os.environ]
-        words = [
-            "env",
-            "TF_CPP_MIN_LOG_LEVEL=2",
-            *env,
-            "sh",
-            "-c",
-            LAUNCH,
-            "sh",
-            root,
-            self.python,
-            "-m",
-            "edgebench.agent",
-            f"{run_dir}/plan.json",
-            f"{run_dir}/out",
-        ]
+        self._put_plan(run_dir, plan_text)
+        command = self._agent_command(f"{run_dir}/plan.json", f"{run_dir}/out")
         session = _AgentSession(self, run_dir)
         with open(outdir / "agent.log", "w") as handle:
             log = _LockedLog(handle)
             try:
-                session.start(shell_join(words), log)
+                session.start(command, log)
                 session.relay(on_event, log)
             except KeyboardInterrupt:
                 with contextlib.suppress(DeviceError):  # the connection may be gone as well
@@ -321,15 +332,57 @@ class SshDevice(Device):
             record.data["status"] = "failed"
             record.data["error"] = session.lost
         elif record.status == "missing":
-            record.data["error"] = self._launch_error(session.exit_code, outdir / "agent.log")
+            record.data["error"] = self._launch_error(session, outdir / "agent.log")
+        elif record.status not in FINAL_STATUSES:  # the agent died without a last word
+            record.data["error"] = self._death(session, record.status)
+            record.data["status"] = "failed"
         return record
 
-    def _launch_error(self, code: int | None, log_path: Path) -> str:
+    def _death(self, session: _AgentSession, phase: str) -> str:
+        if session.error:
+            return f"the agent on {self.label} stopped while {phase}: {session.error}"
+        if session.exit_code is None:  # sshd reported a signal (paramiko keeps no number)
+            return (
+                f"the agent on {self.label} was killed by a signal while {phase} (out of "
+                f"memory? check `dmesg` on the device); what it measured was kept"
+            )
+        return (
+            f"the agent on {self.label} exited with code {session.exit_code} while {phase}; "
+            f"see agent.log"
+        )
+
+    def _agent_command(self, *args: str) -> str:
+        """The deployed agent started with the device's Python (values as quoted words)."""
+        env = [f"{k}={os.environ[k]}" for k in FORWARDED_ENV if k in os.environ]
+        root = self._ensure_agent()
+        words = ["env", "TF_CPP_MIN_LOG_LEVEL=2", *env, "sh", "-c", LAUNCH, "sh", root]
+        return shell_join([*words, self.python, "-m", "edgebench.agent", *args])
+
+    def _put_plan(self, run_dir: str, text: str) -> None:
+        """The run's directory and plan.json on the device (the first write of every run)."""
+        assert self.sftp is not None
+        try:
+            self.sftp.mkdir(run_dir)
+            with self.sftp.open(f"{run_dir}/plan.json", "w") as handle:
+                handle.write(text)
+        except SSH_ERRORS as error:
+            with contextlib.suppress(DeviceError):
+                self._exec(["rm", "-rf", "--", run_dir])
+            raise self.store.write_failed(
+                f"writing {run_dir}/plan.json", error, self.workdir
+            ) from None
+
+    def _launch_error(self, session: _AgentSession, log_path: Path) -> str:
+        """Why an agent left no record: its own last word (an `error` event) if it said one,
+        else the last line it printed."""
         lines = [line for line in log_path.read_text().splitlines() if line.strip()]
-        last = lines[-1] if lines else "no output"
-        if code == 127:
+        last = session.error or (lines[-1] if lines else "no output")
+        if session.exit_code == 127:
             return str(self._python_failed(127, last))
-        return f"the agent on {self.label} exited with code {code} before writing a record: {last}"
+        return (
+            f"the agent on {self.label} exited with code {session.exit_code} before writing a "
+            f"record: {last}"
+        )
 
     def _collect(self, session: _AgentSession, outdir: Path) -> None:
         """Fetch whatever the run left (also after Ctrl-C or a drop), then clean up."""
@@ -342,7 +395,7 @@ class SshDevice(Device):
             fetch_s = time.perf_counter() - started
             if not self.keep:
                 self._exec(["rm", "-rf", "--", session.run_dir])
-        except (DeviceError, OSError, paramiko.SSHException) as error:
+        except (DeviceError, *SSH_ERRORS) as error:
             problem = f"fetching the results from {self.label} failed ({error})"
             session.lost = f"{session.lost}; {problem}" if session.lost else problem
             return
@@ -364,7 +417,7 @@ class SshDevice(Device):
             self.open()
             if session.pid is not None:
                 session.stop("TERM", None)
-        except (DeviceError, OSError, paramiko.SSHException) as error:
+        except (DeviceError, *SSH_ERRORS) as error:
             session.lost = (
                 f"{session.lost}; reconnecting failed too ({error}), results stay on the device"
             )
@@ -374,37 +427,25 @@ class SshDevice(Device):
 
     # -- clock mapping ---------------------------------------------------------------------
 
-    def open_clock_channel(self) -> paramiko.Channel:
-        """A persistent channel to the agent's `--clock` echo server on the device.
-
-        The host estimator times round trips over it: write one line, read back the device
-        time in ns (after a `edgebench-clock/1 ...` hello line; skip anything before it).
-        The caller closes the channel.
-        """
-        root = self._ensure_agent()
-        env = [f"{k}={os.environ[k]}" for k in FORWARDED_ENV if k in os.environ]
-        channel = self._transport().open_session()
-        words = ["env", *env, "sh", "-c", LAUNCH, "sh", root, self.python, "-m", "edgebench.agent"]
-        words.append("--clock")
-        channel.exec_command(shell_join(words))
-        return channel
-
     def measure_clock(self) -> ClockAnchor:
         """One device-to-host clock anchor, by round trips over the open SSH connection.
 
         The runner calls this before and after each run (runner/clock_step.py); the
-        estimator is `edgebench.metrics.clock_mapping`'s, this only supplies the channel.
+        estimator is `edgebench.metrics.clock_mapping`'s, this only supplies the channel: a
+        session running the agent's `--clock` echo server (write one line, read back the
+        device time in ns, after its `edgebench-clock/1 ...` hello; earlier lines are skipped).
         """
-        channel = self.open_clock_channel()
+        command = self._agent_command("--clock")
         try:
-            channel.settimeout(30)
-            return ClockChannel(channel.makefile_stdin("wb"), channel.makefile("rb")).measure()
-        except (OSError, TimeoutError, paramiko.SSHException) as error:
+            with self._transport().open_session() as channel:
+                channel.settimeout(30)
+                channel.exec_command(command)
+                stdin, stdout = channel.makefile_stdin("wb"), channel.makefile("rb")
+                return ClockChannel(stdin, stdout).measure()
+        except SSH_ERRORS as error:
             raise ClockError(
                 f"{self.label}: clock round trips failed ({error or type(error).__name__})"
             ) from None
-        finally:
-            channel.close()
 
 
 def sha256_file_list(files: list[tuple[Path, str]]) -> str:
@@ -425,11 +466,18 @@ class _AgentSession:
         self.pid: int | None = None
         self.exit_code: int | None = None
         self.lost: str | None = None
+        self.error: str | None = None  # the agent's last `error` event
         self._stderr_thread: threading.Thread | None = None
 
     def start(self, command: str, log: _LockedLog) -> None:
-        self.channel = self.device._transport().open_session()
-        self.channel.exec_command(command)
+        try:
+            self.channel = self.device._transport().open_session()
+            self.channel.exec_command(command)
+        except SSH_ERRORS as error:
+            raise DeviceError(
+                f"{self.device.label}: starting the agent failed ({error or type(error).__name__}"
+                f"); check the network and the device"
+            ) from None
         self.stdout = self.channel.makefile("r")
         stderr = self.channel.makefile_stderr("r")
         self._stderr_thread = threading.Thread(
@@ -443,8 +491,13 @@ class _AgentSession:
             log.write(line)
 
     def relay(self, on_event: EventHandler, log: _LockedLog) -> None:
+        def handle(event: dict[str, Any]) -> None:
+            if event.get("event") == "error":
+                self.error = str(event.get("message"))
+            on_event(event)
+
         with contextlib.suppress(OSError):  # the connection died mid-line: noticed below
-            relay_events(self.stdout, on_event, log)
+            relay_events(self.stdout, handle, log)
         self._finish()
 
     def _finish(self) -> None:

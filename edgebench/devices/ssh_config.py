@@ -7,12 +7,15 @@ win over the config file, as command-line options win over it for OpenSSH.
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import paramiko
+
+from .base import DeviceError
 
 DEFAULT_CONFIG = "~/.ssh/config"
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts",)
@@ -48,16 +51,16 @@ class Target:
 
 
 def load_ssh_config(path: str | None = None) -> paramiko.SSHConfig:
+    """The user's ssh config (none is fine), or the file a profile names (which must exist)."""
     config_path = Path(os.path.expanduser(path or DEFAULT_CONFIG))
-    if config_path.is_file():
+    if not config_path.is_file():
+        if path:
+            raise DeviceError(f"{path}: no such ssh config file; fix `ssh_config:` in the profile")
+        return paramiko.SSHConfig()
+    try:
         return paramiko.SSHConfig.from_path(str(config_path))
-    return paramiko.SSHConfig()
-
-
-def _local_user() -> str:
-    import getpass
-
-    return getpass.getuser()
+    except (OSError, UnicodeDecodeError, paramiko.ssh_exception.ConfigParseError) as error:
+        raise DeviceError(f"{config_path}: unreadable ssh config ({error}); fix it") from None
 
 
 def resolve(
@@ -79,10 +82,10 @@ def resolve(
         alias=alias,
         hostname=str(entry.get("hostname") or alias),
         port=int(port or entry.get("port") or 22),
-        user=str(user or entry.get("user") or _local_user()),
+        user=str(user or entry.get("user") or getpass.getuser()),
         identity_files=[os.path.expanduser(f) for f in files],
         # An explicit key in the profile means "this key": guessing others would hide a typo.
-        identities_only=bool(identity_file) or entry.get("identitiesonly", "no") == "yes",
+        identities_only=bool(identity_file) or entry.get("identitiesonly", "no").lower() == "yes",
         known_hosts=[os.path.expanduser(f) for f in (known or DEFAULT_KNOWN_HOSTS)],
         proxy_jump=entry.get("proxyjump"),
         proxy_command=entry.get("proxycommand"),
@@ -90,8 +93,7 @@ def resolve(
     )
 
 
-def resolve_profile(profile: dict[str, Any], config: paramiko.SSHConfig | None = None) -> Target:
-    config = config if config is not None else load_ssh_config(profile.get("ssh_config"))
+def resolve_profile(profile: dict[str, Any], config: paramiko.SSHConfig) -> Target:
     target = resolve(
         str(profile["host"]),
         config,
@@ -110,13 +112,14 @@ def jump_hosts(spec: str, config: paramiko.SSHConfig, known_hosts: list[str]) ->
     """`ProxyJump a,user@b:2222` as targets, in the order to hop through."""
     hops = []
     for part in spec.split(","):
-        part = part.strip()
+        part = part.strip().removeprefix("ssh://")
         if not part or part.lower() == "none":
             continue
         user, _, rest = part.rpartition("@")
         host, _, port = rest.partition(":")
-        if host.startswith("["):  # [v6addr]:port
-            host, _, port = rest[1:].partition("]:")
+        if host.startswith("["):  # [v6addr] or [v6addr]:port
+            host, _, port = rest[1:].partition("]")
+            port = port.removeprefix(":")
         hop = resolve(host, config, port=int(port) if port else None, user=user or None)
         if not (config.lookup(host).get("userknownhostsfile")):
             hop.known_hosts = list(known_hosts)

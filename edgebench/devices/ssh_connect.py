@@ -12,6 +12,7 @@ import base64
 import contextlib
 import getpass
 import hashlib
+import itertools
 import logging
 import os
 import shlex
@@ -22,11 +23,14 @@ from pathlib import Path
 import paramiko
 
 from .base import DeviceError
-from .ssh_config import SYSTEM_KNOWN_HOSTS, Target, jump_hosts, load_ssh_config
+from .ssh_config import SYSTEM_KNOWN_HOSTS, Target, jump_hosts
 
 # paramiko's transport thread logs failed handshakes with a traceback; with no logging set up
 # Python would print it to stderr beside our one-line error. Our errors say it all.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+# What a broken or closed connection raises, wherever paramiko notices it.
+SSH_ERRORS = (OSError, EOFError, paramiko.SSHException)
 
 # A device that vanishes without closing TCP (cable pulled, board reset) is noticed by the
 # kernel after about KEEPIDLE + KEEPINTVL * KEEPCNT seconds instead of the default ~2 hours.
@@ -45,7 +49,8 @@ def _keyscan_fix(target: Target, profile_name: str) -> str:
         f"check the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then "
         f"`ssh-keyscan {port}{target.hostname} >> {target.known_hosts[0]}` or "
         f"`edgebench devices check {profile_name} --trust-new-host-key` "
-        f"(or set trust_new_host_key: true in the profile)"
+        f"(the same flag works for `edgebench run`; or set trust_new_host_key: true in the "
+        f"profile)"
     )
 
 
@@ -106,9 +111,18 @@ def _client(target: Target, profile_name: str, trust_new: bool) -> paramiko.SSHC
     return client
 
 
+def _has_terminal() -> bool:
+    """A terminal to ask on: the controlling one (as getpass and ssh use), else stdin."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return sys.stdin.isatty()
+
+
 def _password(target: Target) -> str:
     """Ask for it on the terminal; never read from files, never stored or logged."""
-    if not sys.stdin.isatty():
+    if not _has_terminal():
         raise DeviceError(
             f"{target.label}: password authentication needs a terminal to ask on; "
             f"install a key instead: ssh-copy-id -p {target.port} {target.user}@{target.hostname}"
@@ -126,6 +140,34 @@ def _tune_socket(client: paramiko.SSHClient) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
+def _proxy_command(target: Target) -> paramiko.ProxyCommand:
+    try:
+        return paramiko.ProxyCommand(target.proxy_command)
+    except OSError as error:
+        raise DeviceError(
+            f"{target.label}: ProxyCommand `{target.proxy_command}` could not start "
+            f"({error.strerror or error}); fix ProxyCommand in the ssh config"
+        ) from None
+
+
+def _login(client: paramiko.SSHClient, target: Target, ask_password: bool, **options) -> None:
+    """Keys and ssh-agent first; the password is asked only once the host key checked out and
+    no key was accepted, as OpenSSH does, so nobody types a password to an unverified host."""
+    try:
+        client.connect(target.hostname, port=target.port, username=target.user, **options)
+    except paramiko.BadHostKeyException:
+        raise
+    except paramiko.SSHException as error:
+        transport = client.get_transport()
+        if transport is None or not transport.is_active() or transport.is_authenticated():
+            raise
+        if not ask_password:  # connected, but no key was accepted (or there was none)
+            if isinstance(error, paramiko.AuthenticationException):
+                raise
+            raise paramiko.AuthenticationException(str(error)) from None
+        transport.auth_password(target.user, _password(target))
+
+
 def _connect_one(
     target: Target,
     profile_name: str,
@@ -134,29 +176,27 @@ def _connect_one(
     ask_password: bool,
     sock: object | None = None,
 ) -> paramiko.SSHClient:
-    client = _client(target, profile_name, trust_new)
-    password = _password(target) if ask_password else None
-    if sock is None and target.proxy_command:
-        sock = paramiko.ProxyCommand(target.proxy_command)
     key_files = [f for f in target.identity_files if os.path.isfile(f)]
     if target.identities_only and target.identity_files and not key_files:
         raise DeviceError(
             f"{target.label}: identity file {target.identity_files[0]} does not exist; "
             f"fix identity_file in the profile (or IdentityFile in ~/.ssh/config)"
         )
+    client = _client(target, profile_name, trust_new)
     try:
-        client.connect(
-            target.hostname,
-            port=target.port,
-            username=target.user,
-            password=password,
+        if sock is None and target.proxy_command:
+            sock = _proxy_command(target)
+        _login(
+            client,
+            target,
+            ask_password,
             key_filename=key_files or None,
             look_for_keys=not target.identities_only,
             allow_agent=True,
             timeout=target.connect_timeout,
             banner_timeout=target.connect_timeout,
             auth_timeout=target.connect_timeout,
-            sock=sock,  # type: ignore[arg-type]
+            sock=sock,
         )
     except DeviceError:
         client.close()
@@ -179,10 +219,14 @@ def _connect_one(
     except paramiko.AuthenticationException as error:
         client.close()
         tried = ", ".join(key_files) or "default keys and ssh-agent"
-        raise DeviceError(
-            f"{target.label}: authentication failed ({error}; tried {tried}); install your "
-            f"public key on the device (ssh-copy-id -i KEY.pub -p {target.port} "
+        fix = (
+            f"install your public key on the device (ssh-copy-id -i KEY.pub -p {target.port} "
             f"{target.user}@{target.hostname}) or set identity_file in the profile"
+        )
+        if ask_password:
+            tried, fix = f"the password, {tried}", f"check the password, or {fix}"
+        raise DeviceError(
+            f"{target.label}: authentication failed ({error}; tried {tried}); {fix}"
         ) from None
     except TimeoutError:
         client.close()
@@ -203,51 +247,45 @@ def _connect_one(
     return client
 
 
+def _tunnel(jump: paramiko.SSHClient, following: Target, target: Target) -> paramiko.Channel:
+    """A TCP stream from the jump host to the next hop, as `ssh -J` opens it."""
+    transport = jump.get_transport()
+    assert transport is not None
+    try:
+        return transport.open_channel(
+            "direct-tcpip", (following.hostname, following.port), ("127.0.0.1", 0)
+        )
+    except paramiko.SSHException as error:
+        raise DeviceError(
+            f"{target.label}: the jump host could not open a tunnel to {following.hostname}:"
+            f"{following.port} ({error or type(error).__name__}); check ProxyJump and that the "
+            f"jump host allows TCP forwarding (AllowTcpForwarding in its sshd_config)"
+        ) from None
+
+
 def connect(
     target: Target,
     profile_name: str,
     *,
+    config: paramiko.SSHConfig,
     trust_new: bool = False,
     ask_password: bool = False,
-    config: paramiko.SSHConfig | None = None,
 ) -> tuple[paramiko.SSHClient, list[paramiko.SSHClient]]:
-    """(client for the device, jump clients to close after it), hopping via ProxyJump."""
+    """(client for the device, jump clients to close after it), hopping via ProxyJump.
+
+    Every hop is verified and authenticated like the device itself (its own known_hosts and
+    keys from the ssh config, else the device's known_hosts).
+    """
     jumps: list[paramiko.SSHClient] = []
     sock = None
-    if target.proxy_jump:
-        config = config if config is not None else load_ssh_config()
-        hops = jump_hosts(target.proxy_jump, config, target.known_hosts)
-        try:
-            for number, hop in enumerate(hops):
-                client = _connect_one(
-                    hop, profile_name, trust_new=trust_new, ask_password=False, sock=sock
-                )
-                jumps.append(client)
-                following = hops[number + 1] if number + 1 < len(hops) else target
-                transport = client.get_transport()
-                assert transport is not None
-                sock = transport.open_channel(
-                    "direct-tcpip", (following.hostname, following.port), ("127.0.0.1", 0)
-                )
-        except paramiko.ChannelException as error:
-            for client in jumps:
-                client.close()
-            raise DeviceError(
-                f"{target.label}: the jump host could not open a tunnel ({error}); check "
-                f"ProxyJump and that the jump host allows TCP forwarding"
-            ) from None
-        except DeviceError:
-            for client in jumps:
-                client.close()
-            raise
+    hops = jump_hosts(target.proxy_jump, config, target.known_hosts) if target.proxy_jump else []
+    options = {"trust_new": trust_new, "ask_password": ask_password}
     try:
-        return (
-            _connect_one(
-                target, profile_name, trust_new=trust_new, ask_password=ask_password, sock=sock
-            ),
-            jumps,
-        )
-    except DeviceError:
+        for hop, following in itertools.pairwise([*hops, target]):
+            jumps.append(_connect_one(hop, profile_name, sock=sock, **options))
+            sock = _tunnel(jumps[-1], following, target)
+        return _connect_one(target, profile_name, sock=sock, **options), jumps
+    except BaseException:
         for client in jumps:
             client.close()
         raise

@@ -72,11 +72,22 @@ def _command_name(pid: int) -> str:
 class LoopbackSshd:
     """One sshd on 127.0.0.1:<free port>; a context manager and a natural pytest fixture.
 
-    `client_key` is authorized for the current user; `known_hosts` pins the host key, so a
-    client can verify the server the way a real deployment should.
+    `client_key` is authorized for the current user (and for any other: one AuthorizedKeysFile
+    serves every account, so a password test must offer another key); `known_hosts` pins the
+    host key, so a client can verify the server the way a real deployment should. With
+    `passwords=True` it also accepts passwords (checked by sshd against the system's shadow
+    file, no PAM); `sftp` and `forwarding` switch off the SFTP subsystem and TCP forwarding,
+    as some boards do.
     """
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        passwords: bool = False,
+        sftp: bool = True,
+        forwarding: bool = True,
+    ) -> None:
         if not (os.path.exists(SSHD) and shutil.which("ssh-keygen")):
             raise SshdUnavailable(
                 f"{SSHD} not found: install it with apt-get install openssh-server"
@@ -91,6 +102,9 @@ class LoopbackSshd:
         self.known_hosts = self.directory / "known_hosts"
         self.config = self.directory / "sshd_config"
         self.log = self.directory / "sshd.log"
+        self.passwords = passwords
+        self.sftp = sftp  # False: a board whose sshd has no SFTP server (dropbear, minimal images)
+        self.forwarding = forwarding  # False: a jump host that refuses to open tunnels
         self.process: subprocess.Popen | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -128,15 +142,16 @@ class LoopbackSshd:
             f"PidFile {self.directory / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized}",
             "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
+            f"PasswordAuthentication {'yes' if self.passwords else 'no'}",
             "KbdInteractiveAuthentication no",
             "UsePAM no",
             "StrictModes no",  # the keys sit under world-writable /tmp
             "PermitRootLogin prohibit-password",
-            "AllowTcpForwarding yes",  # ProxyJump through this server
+            f"AllowTcpForwarding {'yes' if self.forwarding else 'no'}",  # ProxyJump via us
             "LogLevel VERBOSE",
-            f"Subsystem sftp {SFTP_SERVER}",
         ]
+        if self.sftp:
+            lines.append(f"Subsystem sftp {SFTP_SERVER}")
         self.config.write_text("\n".join(lines) + "\n")
 
     def _wait_listening(self) -> bool:

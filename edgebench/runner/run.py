@@ -15,13 +15,16 @@ from typing import Any
 
 from .. import __version__
 from ..agent.settings import MODES, SCENARIOS, SettingsError
-from ..devices.base import Device, SystemInfo
+from ..devices.base import Device, RunRecord, SystemInfo
+from ..meters.base import Meter
 from ..suite.benchmarks import Benchmark
 from .clock_step import clock_mapped
+from .energy_step import attach, run_metered
 from .results import ResultWriter, new_run_id, performance_metrics, utc_now, validity
 from .scoring import score
 from .settings_profiles import merged_settings, settings_profile
 from .summary import write_summary
+from .tiny_run import run_tiny
 
 EventHandler = Callable[[dict], None]
 
@@ -40,6 +43,8 @@ class RunOptions:
     loop: str | None = None
     trace: bool = False
     results_root: Path = Path("results")
+    #: An open power meter recording each run (energy.json beside result.json); None = none.
+    meter: Meter | None = None
     extra_plan: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +105,13 @@ def run_benchmark(
     on_event: EventHandler = lambda event: None,
 ) -> dict[str, Any]:
     """Run once; returns result.json's content (also on failure, then re-raises)."""
+    if device.transport == "serial":  # microcontrollers: the MLPerf Tiny method
+        return run_tiny(device, benchmark, mode, options, on_event)  # type: ignore[arg-type]
+    if mode == "energy":
+        raise SettingsError(
+            "-m energy needs a DUT that marks its windows for a power meter; for now only "
+            "serial (MLPerf Tiny) devices do; use -m performance or -m accuracy here"
+        )
     plan = build_plan(device, benchmark, scenario, mode, options)
     benchmark.verify()
     run_id = new_run_id(device.name, benchmark.name, scenario, mode)
@@ -134,9 +146,17 @@ def run_benchmark(
     )
     try:
         device.deploy(benchmark.model_path, benchmark.dataset_path)
-        with clock_mapped(device, directory):
-            record = device.run(plan, directory, on_event)
+
+        def run_once(out: Path) -> RunRecord:
+            with clock_mapped(device, out):
+                return device.run(plan, out, on_event)
+
+        record, metered = run_metered(
+            options.meter, directory, profile.submission_grade, run_once, on_event
+        )
         finish(writer, benchmark, record.data, scenario, mode)
+        if metered is not None:
+            attach(writer, metered.finish())
     except KeyboardInterrupt:
         writer.update(
             status="incomplete",
