@@ -8,89 +8,36 @@ image with its UART on a pty; real boards will be flashed instead (a later issue
 from __future__ import annotations
 
 import contextlib
-import os
-import select
-import subprocess
-import tempfile
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import ClassVar
 
+from ..lab.emulator_process import StandInProcess
 from .build import BuildError, cached_image, find_tool
 
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 
-
-class RunningFirmware:
+class RunningFirmware(StandInProcess):
     """An image running in a local process whose UART is a pty; `resume()` lets it run once
     the host has the port open (ports that start halted so no early output is lost)."""
 
-    def __init__(self, process: subprocess.Popen, stderr: IO[bytes], port: str) -> None:
-        self.process = process
-        self._stderr = stderr
-        self.port = port
+    @property
+    def port(self) -> str:
+        return self.address
 
     def resume(self) -> None:
         """Nothing to do for ports that run from the start."""
 
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
 
-    def stderr_text(self) -> str:
-        with contextlib.suppress(ValueError):
-            self._stderr.seek(0)
-            return self._stderr.read().decode(errors="replace")
-        return ""
+def port_after(marker: str) -> Callable[[str], str | None]:
+    """A `ready` test for StandInProcess: the /dev path on the line holding `marker`."""
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self._stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+    def find(line: str) -> str | None:
+        if marker in line and "/dev/" in line:
+            return "/dev/" + line.split("/dev/", 1)[1].split()[0]
+        return None
 
-
-def spawn_and_find_port(
-    argv: Sequence[str], marker: str, what: str, *, stdin: int | None = None
-) -> tuple[subprocess.Popen, IO[bytes], str]:
-    """Start `argv` and read its stdout until a line holding `marker` then a /dev path."""
-    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by RunningFirmware.stop)
-    process = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    text = b""
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([process.stdout], [], [], max(0.0, left))
-            chunk = os.read(process.stdout.fileno(), 4096) if ready else b""
-            text += chunk
-            for line in text.decode(errors="replace").splitlines():
-                if marker in line and "/dev/" in line:
-                    path = "/dev/" + line.split("/dev/", 1)[1].split()[0]
-                    return process, stderr, path
-            if not ready or not chunk:
-                stderr.seek(0)
-                detail = (
-                    stderr.read().decode(errors="replace").strip()
-                    or text.decode(errors="replace").strip()
-                )
-                raise BuildError(f"{what} did not report its serial port: {detail[-300:]}")
-    except BaseException:
-        process.kill()
-        process.wait()
-        stderr.close()
-        raise
+    return find
 
 
 class FirmwarePort(ABC):

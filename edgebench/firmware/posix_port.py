@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .build import COMMON_FLAGS, PORTS
-from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
+from .build import COMMON_FLAGS, PORTS, BuildError
+from .ports import FirmwarePort, RunningFirmware, port_after, register
 
 SOURCE_DIR = PORTS / "posix"
 
@@ -24,5 +24,4 @@ class PosixPort(FirmwarePort):
 
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
         argv = [str(image)] + (["--activity", str(activity)] if activity else [])
-        process, stderr, port = spawn_and_find_port(argv, "port ", "the POSIX firmware")
-        return RunningFirmware(process, stderr, port)
+        return RunningFirmware(argv, "the POSIX firmware", port_after("port "), error=BuildError)

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from .build import COMMON_FLAGS, PORTS, BuildError, find_tool
-from .ports import FirmwarePort, RunningFirmware, register, spawn_and_find_port
+from .ports import FirmwarePort, RunningFirmware, port_after, register
 
 SOURCE_DIR = PORTS / "mps2-an386"
 ARM_FLAGS = (
@@ -60,7 +60,10 @@ class QemuMps2Port(FirmwarePort):
         # The monitor is on stdin/stdout (-nographic); the UART on a pty; halted until resume.
         argv = [qemu, "-M", "mps2-an386", "-nographic", "-kernel", str(image)]
         argv += ["-serial", "pty", "-S", "-icount", "shift=0"]
-        process, stderr, port = spawn_and_find_port(
-            argv, "char device redirected to", "QEMU", stdin=subprocess.PIPE
+        return QemuFirmware(
+            argv,
+            "QEMU",
+            port_after("char device redirected to"),
+            stdin=subprocess.PIPE,
+            error=BuildError,
         )
-        return QemuFirmware(process, stderr, port)

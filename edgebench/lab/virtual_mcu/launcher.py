@@ -12,30 +12,20 @@ failure to start quotes it, so a test failure says why.
 from __future__ import annotations
 
 import contextlib
-import os
-import select
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
 from ...protocol.tiny_models import model_for_benchmark
 from ...suite.benchmarks import get_benchmark
+from ..emulator_process import StandInProcess, python_module_argv
 from .errors import VirtualMcuError
 
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 
 
-class VirtualMcu:
-    def __init__(self, process: subprocess.Popen, stderr: IO[bytes]) -> None:
-        self.process = process
-        self._stderr = stderr
-        self._final_stderr = ""
-        self.port = self._wait_for_port()
+class VirtualMcu(StandInProcess):
+    """A running virtual MCU; `port` is its pty."""
 
     @classmethod
     @contextlib.contextmanager
@@ -74,76 +64,25 @@ class VirtualMcu:
 
     @classmethod
     def spawn(cls, argv: Sequence[str]) -> VirtualMcu:
-        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edgebench.lab.virtual_mcu", *argv],
+        command, env = python_module_argv("edgebench.lab.virtual_mcu", argv)
+        # stdin ties the device to this process: --exit-on-stdin-eof ends it with us.
+        return cls(
+            command,
+            "virtual MCU",
+            _port_line,
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
+            env=env,
+            timeout_s=START_TIMEOUT_S,
+            error=VirtualMcuError,
         )
-        try:
-            return cls(process, stderr)
-        except BaseException:
-            _end(process)
-            stderr.close()
-            raise
-
-    def _wait_for_port(self) -> str:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, left))
-            if not ready:
-                raise VirtualMcuError(
-                    f"virtual MCU printed no port within {START_TIMEOUT_S:g} s "
-                    f"({self.stderr_text().strip() or 'no error output'})"
-                )
-            chunk = os.read(self.process.stdout.fileno(), 1)
-            if not chunk:
-                self.process.wait()
-                raise VirtualMcuError(
-                    f"virtual MCU exited with code {self.process.returncode} before serving: "
-                    f"{self.stderr_text().strip() or 'no error output'}"
-                )
-            line += chunk
-        text = line.decode(errors="replace").strip()
-        if not text.startswith("port "):
-            raise VirtualMcuError(f"virtual MCU announced {text!r} instead of 'port <path>'")
-        return text.split(" ", 1)[1]
 
     @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stderr_text(self) -> str:
-        """What the device process wrote to stderr so far (all of it, once stopped)."""
-        if self._stderr.closed:
-            return self._final_stderr
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self._stderr.closed:
-            return
-        _end(self.process)
-        self._final_stderr = self.stderr_text()
-        self._stderr.close()
+    def port(self) -> str:
+        return self.address
 
 
-def _end(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+def _port_line(line: str) -> str | None:
+    return line.split(" ", 1)[1] if line.startswith("port ") else None
 
 
 def benchmark_model(name: str) -> tuple[Path, str]:
