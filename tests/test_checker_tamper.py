@@ -258,6 +258,14 @@ def _accuracy_hash(tree: Path) -> None:
     path.write_text(re.sub(r"hash=\w+", "hash=" + "0" * 64, path.read_text()))
 
 
+def _garble_result(tree: Path) -> None:
+    (acc(tree) / "result.json").write_text('{"schema": "edgebench.result/1", ')
+
+
+def _text_for_a_number(tree: Path) -> None:
+    edit_detail(perf(tree) / "mlperf_log_detail.txt", "result_query_count", "plenty")
+
+
 def _move_division(tree: Path) -> None:
     (tree / "closed").rename(tree / "preview")
 
@@ -279,6 +287,8 @@ AFTER_SUBMIT = {
     "declare power without energy": (_declare_power, "energy.required"),
     "edit the accuracy log hash": (_accuracy_hash, "accuracy.log-hash"),
     "invent a division": (_move_division, "files.layout"),
+    "garble result.json": (_garble_result, "files.readable"),
+    "text where a number belongs": (_text_for_a_number, "files.readable"),
 }
 
 

@@ -15,6 +15,7 @@ import yaml
 from edgebench.submission import SubmissionError
 from edgebench.submission import system_description as sysdesc
 from edgebench.submission.rules import RULES_DIR, load_rules
+from edgebench.submission.tree import assemble
 from edgebench.suite.benchmarks import bundled_benchmarks, sha256_file
 
 from .submission_support import SUBMITTER, findings, genuine_runs, mcu_runs, rule_ids, submit
@@ -170,6 +171,37 @@ def test_submit_keeps_the_newest_run_per_slot(runs, tmp_path):
     placed = next(out.glob("closed/*/results/*/kws/SingleStream/performance/run_1"))
     assert json.loads((placed / "result.json").read_text())["run_id"] != result["run_id"]
     assert rule_ids(out) == set()
+
+
+def test_submit_keeps_the_runs_the_compliance_tests_audited(runs, tmp_path):
+    """A newer performance run must not displace the one TEST01 audited."""
+    source = runs.dirs[("kws", "SingleStream", "performance")]
+    audited = json.loads((source / "result.json").read_text())["run_id"]
+    newer, test01 = tmp_path / "newer", tmp_path / "test01"
+    for copy, run_id in (
+        (newer, "29991231-235959-999-local-kws-SingleStream-performance"),
+        (test01, "29991231-235959-998-local-kws-SingleStream-TEST01"),
+    ):
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("queries"))
+        result = json.loads((copy / "result.json").read_text())
+        result["run_id"] = run_id
+        (copy / "result.json").write_text(json.dumps(result))
+    result = json.loads((test01 / "result.json").read_text())
+    result["mode"] = "compliance"
+    result["compliance"] = {
+        "test": "TEST01",
+        "passed": True,
+        "reasons": [],
+        "reference_runs": [{"role": "performance", "run_id": audited}],
+    }
+    (test01 / "result.json").write_text(json.dumps(result))
+    out = tmp_path / "sub"
+    assembly = assemble([newer, test01, *runs.all()], out, SUBMITTER, "closed", runs.system_file)
+    placed = next(out.glob("closed/*/results/*/kws/SingleStream/performance/run_1"))
+    assert json.loads((placed / "result.json").read_text())["run_id"] == audited
+    assert any(str(newer) in note for note in assembly.skipped)
+    assert (placed.parent.parent / "TEST01" / "result.json").is_file()
+    assert "compliance.references" not in rule_ids(out)
 
 
 def test_rule_sets_are_versioned_data():

@@ -172,10 +172,20 @@ def check_tree(root: Path, rules: RuleSet, data_dir: Path | None = None) -> Cont
     ctx = Context(root, rules, data_dir)
     for submitter in find_submitters(ctx):
         for family in FAMILIES:
-            if hasattr(family, "check_submitter"):
-                family.check_submitter(ctx, submitter)
+            _guarded(ctx, submitter.root, getattr(family, "check_submitter", None), submitter)
         for scenario in find_scenarios(ctx, submitter):
             for family in FAMILIES:
-                if hasattr(family, "check_scenario"):
-                    family.check_scenario(ctx, scenario)
+                _guarded(ctx, scenario.directory, getattr(family, "check_scenario", None), scenario)
     return ctx
+
+
+def _guarded(ctx: Context, where: Path, check: Any, subject: Any) -> None:
+    """A file edited into nonsense (text where a number belongs) is a finding, not a crash;
+    the other families still run."""
+    if check is None:
+        return
+    try:
+        check(ctx, subject)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        family = check.__module__.rsplit(".", 1)[-1]
+        ctx.fail(where, "files.readable", f"the {family} checks could not read a file: {error!r}")

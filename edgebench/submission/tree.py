@@ -105,18 +105,30 @@ def collect_runs(directories: list[Path]) -> tuple[list[Run], list[str]]:
     return runs, skipped
 
 
-def latest_per_slot(runs: list[Run], skipped: list[str]) -> dict[tuple[str, str, str], Run]:
-    """One run per slot: the newest (run ids start with a UTC time stamp)."""
+def choose_per_slot(runs: list[Run], skipped: list[str]) -> dict[tuple[str, str, str], Run]:
+    """One run per slot: the one a chosen compliance test audited, else the newest (run ids
+    start with a UTC time stamp), so the tests and the runs they audited travel together."""
+    ordered = sorted(runs, key=lambda r: str(r.result.get("run_id")))
+    audited = {
+        str(reference.get("run_id"))
+        for run in ordered
+        if run.result.get("mode") == "compliance"
+        for reference in (run.result.get("compliance") or {}).get("reference_runs") or []
+    }
     chosen: dict[tuple[str, str, str], Run] = {}
-    for run in sorted(runs, key=lambda r: str(r.result.get("run_id"))):
+    for run in ordered:
         slot = run.slot
-        if slot in chosen:
-            skipped.append(f"{chosen[slot].directory}: a newer {'/'.join(slot)} run replaces it")
+        current = chosen.get(slot)
+        if current is not None and str(current.result.get("run_id")) in audited:
+            skipped.append(f"{run.directory}: a compliance test audited another {'/'.join(slot)}")
+            continue
+        if current is not None:
+            skipped.append(f"{current.directory}: a newer {'/'.join(slot)} run replaces it")
         chosen[slot] = run
     return chosen
 
 
-def one_system(runs: list[Run]) -> dict[str, Any]:
+def one_system(runs: list[Run]) -> None:
     identities = {json.dumps(sysdesc.captured(r.result), sort_keys=True): r for r in runs}
     if len(identities) > 1:
         names = "; ".join(f"{r.directory.name}: {key}" for key, r in identities.items())
@@ -124,7 +136,6 @@ def one_system(runs: list[Run]) -> dict[str, Any]:
             f"the runs come from more than one system ({names}); "
             f"submit each system separately, with its own --system file"
         )
-    return sysdesc.captured(runs[0].result)
 
 
 def assemble(
@@ -138,7 +149,7 @@ def assemble(
         raise SubmissionError(f"division {division!r}: use closed or open")
     runs, skipped = collect_runs(directories)
     one_system(runs)
-    chosen = latest_per_slot(runs, skipped)
+    chosen = choose_per_slot(runs, skipped)
     power = any((r.directory / "energy.json").is_file() for r in chosen.values())
     description = sysdesc.prefill([r.result for r in runs], submitter, division, power)
     if system_file is not None:

@@ -88,7 +88,9 @@ def _identity(ctx: Context, scenario: Scenario, mode: str, run: RunFiles) -> Non
     result = run.result
     path = run.path("result.json")
     if not result:
-        return  # reported by files.required
+        if path.is_file():
+            ctx.fail(path, "files.readable", "not a JSON object")
+        return  # a missing one is reported by files.required
     expected = {
         "benchmark": scenario.benchmark,
         "scenario": scenario.scenario,
