@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgebench.devices.base import DeviceError
+from edgebench.devices.serial import SerialDevice
 from edgebench.devices.serial_dut import Dut
 from edgebench.devices.serial_link import BaudMismatch, DutLink, DutLog, DutReset, DutTimeout
 from edgebench.devices.serial_port import find_port, open_port
@@ -87,7 +88,7 @@ def test_noise_in_front_of_a_message_is_dropped_and_counted() -> None:
 @given(st.binary(max_size=300))
 def test_fuzz_classify_never_raises(data: bytes) -> None:
     reply = rp.classify(data)
-    assert reply.kind in {kind for kind, _, _ in rp._PATTERNS} | {rp.TEXT, rp.GARBLED}
+    assert reply.kind in rp.KINDS
 
 
 @settings(max_examples=200, deadline=None)
@@ -464,3 +465,16 @@ def test_fuzz_the_link_never_hangs_on_any_answer(responder) -> None:
 
     check()
     link.close()
+
+
+def test_a_dut_without_a_model_id_is_refused(responder, tmp_path) -> None:
+    def old_firmware(command: str) -> bytes:
+        if command == "profile":
+            return b"m-profile-[ULPMark for tinyML Firmware V0.0.1]\r\nm-ready\r\n"
+        return standard(command)
+
+    far = responder(old_firmware)
+    device = SerialDevice({"name": "old", "port": far.path, "timeout": 1, "boot_timeout": 0.1})
+    device.expect(model_for_benchmark("kws01"))
+    with device, pytest.raises(DeviceError, match=r"reports no model id \(no m-model-\[...\]"):
+        device.deploy(tmp_path / "model.tflite", None)

@@ -146,6 +146,13 @@ class SerialDevice(Device):
         elif self.dut is None:
             self.open()
         reported = self.identity.model
+        if reported is None:
+            raise DeviceError(
+                f"{self.name}: the DUT on {self.port_path} reports no model id (no "
+                f"m-model-[...] after profile%), so edgebench cannot check it runs "
+                f"{self.expected.model_id}; use firmware whose profile% prints it, as MLPerf "
+                f"Tiny's current API does"
+            )
         if reported != self.expected.model_id:
             raise DeviceError(
                 f"{self.name}: the DUT on {self.port_path} runs model {reported!r}, but "

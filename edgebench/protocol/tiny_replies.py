@@ -90,6 +90,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], Any], ...] = tuple(
         (PASSTHROUGH, r"m-dut-passthrough\((.*)\)", _same),
     )
 )
+KINDS = (*(kind for kind, _, _ in _PATTERNS), TEXT, GARBLED)
 # Message starts, used to find a message behind leading noise.
 _STARTS = re.compile(r"m-|e-\[|\[dut\]: ")
 # Prefixes of kinds with a payload: a line that starts so but does not parse is damaged.

@@ -139,6 +139,13 @@ def run_tiny(
         plan.update(mode=mode, settings_profile=profile.name, min_window_s=min_window_s)
         # Only energy-mode windows are cut by timestamp pulses a meter can record.
         meter = options.meter if mode == "energy" else None
+        if options.meter is not None and meter is None:
+            writer.update(
+                notes=[
+                    f"meter not used in {mode} mode: serial DUTs mark energy "
+                    "windows only with -m energy"
+                ]
+            )
         record, metered = run_metered(
             meter, directory, profile.submission_grade, lambda out: device.run(plan, out, on_event)
         )
