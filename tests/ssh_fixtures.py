@@ -117,8 +117,8 @@ def edgebench_on_terminal(
 ) -> tuple[int, str]:
     """The CLI on a pseudo-terminal, as a person runs it: `answer` is typed at `prompt`.
 
-    The child gets its own session, so it has no controlling terminal and getpass falls back
-    to the pty on stdin (echo off), as for ssh run from a terminal-less wrapper. Returns the
+    The child gets its own session, without a controlling terminal, so it never reaches the
+    terminal pytest runs in; getpass then asks on stdin, the pty, with echo off. Returns the
     exit code and everything the terminal showed (CRLF folded to LF).
     """
     main, child = pty.openpty()

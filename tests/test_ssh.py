@@ -78,8 +78,12 @@ def test_run_over_ssh_gives_the_local_layout_with_loadgen(
     assert result["loop"] == "loadgen"
     assert result["system"]["ssh"]["target"].endswith(f":{device.sshd.port}")
     run_dir = tmp_path / "res" / result["run_id"]
-    for name in (*LOADGEN_LOGS, "user.conf", "record.json", "plan.json", "summary.txt"):
+    device_files = ("user.conf", "record.json", "plan.json", "monitor.jsonl", "agent.log")
+    host_files = ("summary.txt", "result.json", "clock.json", "ssh.json")
+    for name in (*LOADGEN_LOGS, *device_files, *host_files):
         assert (run_dir / name).is_file(), name
+    assert not (run_dir / "record.json.reserve").exists()
+    assert json.loads((run_dir / "monitor.jsonl").read_text().splitlines()[0])
     assert "Result is : VALID" in (run_dir / "mlperf_log_summary.txt").read_text()
     index, issue, complete = read_queries(str(run_dir / "queries"))
     assert len(index) == result["metrics"]["query_count"] > 0
