@@ -218,3 +218,20 @@ def test_over_ssh_maps_the_device_clock(
     expected = truth(changes, start, end, IDLE_MA * BUS_MV * 1e-6)
     bound = 2 * 3.0 * (float(np.max(np.diff(times))) + trace.meta["clock_uncertainty_s"])
     assert abs(sums[0].energy_j - expected) <= bound
+
+
+def test_ssh_connection_dropped_mid_run(
+    fake: FakeHwmon,
+    tmp_path: Path,
+    sshd: object,
+) -> None:
+    device = sshd.write_profile(tmp_path / "device.yaml", python=sys.executable)  # type: ignore[attr-defined]
+    with meter_for(fake, device=str(device), rails=["VDD_IN"]) as meter:
+        meter.start(tmp_path / "power")
+        time.sleep(0.3)
+        assert sshd.drop_sessions() >= 1  # type: ignore[attr-defined]
+        time.sleep(0.3)
+        with pytest.raises(MeterError, match=r"on .*127\.0\.0\.1.*mid-run"):
+            meter.stop()
+    trace = PowerTrace.open(tmp_path / "power")
+    assert trace.status.startswith("stopped: ") and trace.sample_count > 10

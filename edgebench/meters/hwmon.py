@@ -228,6 +228,8 @@ class _SshLink(_Link):
     """The sampler on an SSH device, over one exec channel."""
 
     def __init__(self, device: str, python: str, root: str, timeout_s: float) -> None:
+        # Imported here: paramiko and the device profiles are needed only for SSH rails, and
+        # every meter driver module is imported whenever any meter is looked up.
         from ..devices.base import DeviceError
         from ..devices.profiles import load_profile
         from ..devices.ssh_config import load_ssh_config, resolve_profile
@@ -247,6 +249,7 @@ class _SshLink(_Link):
                 str(profile.get("name", device)),
                 config=config,
                 trust_new=bool(profile.get("trust_new_host_key", False)),
+                ask_password=bool(profile.get("password")),
             )
         except DeviceError as error:
             raise MeterError(f"hwmon on {device}: {error}") from None
@@ -340,9 +343,13 @@ class HwmonMeter(Meter):
             self.rails = self._pick_rails(self._chip)
             self._clock = ClockChannel(self._link, self._link, text=False)
             self._anchor = self._measure_clock()
-        except (MeterError, ClockError, TimeoutError, EOFError) as error:
+        except MeterError:
             self.close()
-            raise MeterError(str(error)) from None
+            raise
+        except (ClockError, TimeoutError, EOFError) as error:
+            where = self._link.where
+            self.close()
+            raise MeterError(f"{where}: no usable answer ({error}); check the device") from None
 
     def _inventory(self) -> list[dict[str, Any]]:
         assert self._link is not None
@@ -463,7 +470,8 @@ class HwmonMeter(Meter):
         if stream.failure is not None:
             raise MeterError(
                 f"{stream.failure} mid-run; the samples so far are kept in "
-                f"{stream.writer.directory} (status stopped); check the sensor and rerun"
+                f"{stream.writer.directory} (status stopped); check the sensor"
+                f"{' and the SSH link' if self.remote else ''}, then rerun"
             )
         if self.remote:
             try:
@@ -578,9 +586,12 @@ class _Stream:
             if line.startswith("!"):
                 self.fail(f"{self.link.where}: sensor read failed: {line[1:].strip()}")
                 return
-            self._take(line)
-            if time.monotonic() - self._last_flush >= BATCH_S:
-                self._flush()
+            with self._lock:  # close() may have ended the recording meanwhile
+                if self.failure is not None:
+                    return
+                self._take(line)
+                if time.monotonic() - self._last_flush >= BATCH_S:
+                    self._flush()
 
     def _take(self, line: str) -> None:
         fields = line.split()

@@ -16,7 +16,7 @@ METERS: dict[str, type[Meter]] = {}
 
 #: Driver modules shipped with edgebench (edgebench.meters.<module>); each registers itself.
 #: A new driver adds its module name here.
-BUILTIN_MODULES = ("ptd", "lpm01a", "trace_import", "hwmon", "ppk2")
+BUILTIN_MODULES = ("ptd", "lpm01a", "trace_import", "hwmon", "ppk2", "otii", "joulescope")
 
 
 def register(cls: type[Meter]) -> type[Meter]:

@@ -259,10 +259,9 @@ class TraceFileMeter(Meter):
         "model": str,
         "rate_hz": (int, float),
         "accuracy": dict,
-        **{
-            name: (str, type(None))
-            for name in ("time", "power", "current", "voltage", "energy", "delimiter")
-        },
+        **{name: (str, type(None)) for name in ("power", "current", "voltage", "energy")},
+        "time": str,
+        "delimiter": str,
         **{f"{q}_unit": str for q in ("time", *UNITS)},
         "voltage_v": (int, float),
         "clock": str,
