@@ -20,6 +20,7 @@ from ..suite.benchmarks import (
 )
 from ..suite.official import OFFICIAL_IDS, official_benchmark, official_benchmarks_in
 from ..suite.user_model import user_benchmark
+from .deploy_command import require_deployer
 from .progress import RunProgress
 from .render import print_json, results_table, stderr, stdout
 
@@ -47,8 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-m",
         "--mode",
         choices=("performance", "accuracy", "energy"),
-        help="default: performance in each scenario plus one accuracy run "
-        "(energy: serial devices only)",
+        help="default: performance and accuracy in each scenario (energy: serial devices only)",
     )
     parser.add_argument("--model", type=Path, help="your own .tflite model (open division)")
     parser.add_argument(
@@ -96,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serial devices, accuracy mode: score only the first N evaluation samples "
         "(quick checks; the result is never valid)",
     )
+    parser.add_argument(
+        "--deploy",
+        action="store_true",
+        help="serial devices with `firmware:` in their profile: build the benchmark's model "
+        "into firmware and flash it first (emulated ones always do)",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -129,13 +135,10 @@ def plan_runs(
             modes = ["performance"]
         else:
             modes = ["performance", "accuracy"]
+        # Performance and accuracy in every scenario: the rules want an accuracy run beside
+        # each performance run, so the default sweep is a complete set to submit.
         for mode in modes:
-            # One accuracy run per benchmark in the default sweep: outputs do not depend on
-            # the scenario, and Offline is the fastest way through the evaluation set.
-            chosen = scenarios
-            if mode == "accuracy" and not args.scenario and not args.mode:
-                chosen = ["Offline" if "Offline" in scenarios else scenarios[0]]
-            runs.extend((benchmark, scenario, mode) for scenario in chosen)
+            runs.extend((benchmark, scenario, mode) for scenario in scenarios)
     return runs
 
 
@@ -159,6 +162,8 @@ def run_command(args: argparse.Namespace) -> int:
     device = open_device(args.device)
     if args.trust_new_host_key and hasattr(device, "trust_new_host_key"):
         device.trust_new_host_key = True
+    if args.deploy:
+        require_deployer(device).flash_on_deploy = True
     benchmarks = _benchmarks(args)
     if device.transport == "serial":
         runs = plan_tiny_runs(benchmarks, args.mode, args.scenario)
