@@ -19,6 +19,10 @@ from rich.table import Table
 
 from ..devices.base import Device, DeviceError
 from ..devices.profiles import load_profile, open_device
+from ..devices.serial import SerialDevice
+from ..firmware.deploy import EB_INFO, read_image_info, toolchain_version
+from ..protocol.tiny_models import model_for_benchmark
+from ..suite.benchmarks import get_benchmark
 from .render import print_json, stdout
 
 LOW_DISK_BYTES = 64 << 20
@@ -119,6 +123,47 @@ def _clock_row(device: Device) -> tuple[str, str]:
     )
 
 
+def serial_steps(device: SerialDevice) -> list[tuple[str, Callable[[], tuple[str, str]]]]:
+    """A UART DUT: toolchain (profiles that build firmware), port, identity, extensions.
+
+    A profile whose firmware is built and started per run has no port until then, so the
+    check boots the cheapest bundled model's image (ad) to see the whole path answer."""
+
+    def toolchain() -> tuple[str, str]:
+        assert device.deployer is not None
+        compiler = device.deployer.check_tools()
+        version = toolchain_version(compiler) or "no compiler named (vendor build)"
+        return "ok", f"{version}; flash method {device.deployer.flash_method} ready"
+
+    def connect() -> tuple[str, str]:
+        if device.starts_in_deploy:
+            benchmark = get_benchmark("ad")
+            device.expect(model_for_benchmark("ad"))
+            device.deploy(benchmark.model_path, None)
+            what = "built and started the eb-ad image" if device.deployment else "started eb-ad"
+            return "ok", f"{what}; its UART is {device.port_path}"
+        device.open()
+        return "ok", f"{device.port_path} opened at {device.baud} baud"
+
+    def identify() -> tuple[str, str]:
+        who = device.identity
+        if who.model is None:
+            return "warn", f"{who.name}: profile% reports no model id (m-model-[...])"
+        return "ok", f"{who.name}, profile {who.profile}, model {who.model}"
+
+    def extensions() -> tuple[str, str]:
+        tokens = device.identity.extensions.tokens
+        listed = ", ".join(device.identity.extensions.to_list()) or "none"
+        if EB_INFO not in tokens:
+            return "warn", f"{listed}: no eb-info, so runs cannot verify the flashed image"
+        info = read_image_info(device._require())
+        assert info is not None
+        return "ok", f"{listed}; image: model sha256 {info.model_sha256}, build {info.build_id}"
+
+    steps = [("toolchain", toolchain)] if device.deployer is not None else []
+    return [*steps, ("connect", connect), ("identify", identify), ("extensions", extensions)]
+
+
 def run_checks(device: Device, checks: Checks) -> None:
     """Each check depends on the one before; stop at the first that fails."""
     state: dict[str, Any] = {}
@@ -157,6 +202,8 @@ def run_checks(device: Device, checks: Checks) -> None:
         ("disk", lambda: _disk_row(device)),
         ("clock", lambda: _clock_row(device)),
     ]
+    if isinstance(device, SerialDevice):
+        steps = serial_steps(device)
     try:
         for name, action in steps:
             if not checks.step(name, action):

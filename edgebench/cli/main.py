@@ -28,6 +28,7 @@ from ..suite.official import SCENARIOS as OFFICIAL_SCENARIOS
 from . import (
     compare_command,
     compliance_command,
+    deploy_command,
     devices_check,
     energy_command,
     lab_command,
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     compliance_command.add_parser(commands)
     publish_command.add_parser(commands)
     compare_command.add_parser(commands)
+    deploy_command.add_parser(commands)
     return parser
 
 

@@ -9,16 +9,21 @@ Profile keys: `port` (a path, or `virtual` to start edgebench's virtual MCU for 
 benchmark's model), or `usb` ("VID:PID") and `serial_number` to find the port; `baud`
 (115200); `interface` (none | io-manager | mlc-interface) when the DUT sits behind an
 interface board; `boot_timeout` (s to wait out a board that resets when the port opens) and
-`timeout` (s per command, as MLPerf Tiny's runner: 5).
+`timeout` (s per command, as MLPerf Tiny's runner: 5); `firmware:` and `flash:` to build and
+flash the benchmark's model into firmware (firmware/deploy.py; docs/deploy.md): emulated
+ports without a `port:` are built and started by every deploy(), boards only with --deploy
+(`flash_on_deploy`), otherwise the image they run is verified.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -30,10 +35,15 @@ from .serial_dut import Dut, DutIdentity, InferResult
 from .serial_link import BOOT_QUIET_S, INTERFACES, DutLink, DutLog, DutReset
 from .serial_port import find_port, open_port
 
+if TYPE_CHECKING:
+    from ..firmware.deploy import Deployer, DeployRecord
+
 DEFAULT_BAUD = 115200
 VIRTUAL = "virtual"
 WINDOWS_FILE = "windows.jsonl"
 LOG_FILE = "dut_log.txt"
+FLASH_SETTLE_S = 10.0  # longest a flashed board takes to come back, beyond boot_timeout
+FLASH_RETRY_S = 0.2
 
 
 @register
@@ -49,6 +59,8 @@ class SerialDevice(Device):
         "interface": str,
         "boot_timeout": (int, float),
         "timeout": (int, float),
+        "firmware": dict,
+        "flash": dict,
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -71,13 +83,37 @@ class SerialDevice(Device):
         self._virtual = ExitStack()
         self._running: tuple[Path, TinyModel] | None = None  # what the virtual MCU runs
         self._wire: np.ndarray | None = None
+        self.deployer: Deployer | None = None
+        if profile.get("firmware") is not None:
+            from ..firmware.deploy import Deployer  # the C toolchain side, only when used
+
+            self.deployer = Deployer(self.name, profile["firmware"], profile.get("flash") or {})
+        elif profile.get("flash") is not None:
+            raise DeviceError(
+                f"{self.name}: `flash:` needs a `firmware:` section naming the port to build"
+            )
+        self.flash_on_deploy = False  # --deploy: build and flash a board before running
+        self.deployment: DeployRecord | None = None  # the image flashed by this process
+        self.image_check: dict[str, Any] | None = None
 
     # --- connection ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Connect and identify a real DUT now; a virtual one starts in deploy()."""
-        if not self.virtual:
+        """Connect and identify a real DUT now; a virtual one, and firmware that deploy()
+        builds and flashes, come up in deploy()."""
+        if not self.starts_in_deploy:
             self._connect(self._port_path())
+
+    @property
+    def starts_in_deploy(self) -> bool:
+        """The DUT comes up in deploy(): a virtual MCU, emulated firmware without a
+        persistent `port:` (nothing to verify: built and started for every benchmark), or a
+        board being flashed because it was asked to (--deploy)."""
+        if self.virtual:
+            return True
+        if self.deployer is None:
+            return False
+        return self.flash_on_deploy or (self.deployer.emulated and not self.profile.get("port"))
 
     def _port_path(self) -> str:
         port = self.profile.get("port")
@@ -90,12 +126,16 @@ class SerialDevice(Device):
             f"`usb:` (VID:PID) or `port: virtual`"
         )
 
-    def _connect(self, path: str) -> None:
+    def _connect(self, path: str, after_open: Callable[[], None] | None = None) -> None:
+        """Open and identify; `after_open` runs in between (QEMU starts halted and must only
+        run once the port is open, or its banner is lost)."""
         self._disconnect()
         self.port_path = path
         link = DutLink(open_port(path, self.baud), self.interface, self.log)
         self.dut = Dut(link, self.timeout)
         try:
+            if after_open is not None:
+                after_open()
             self.dut.identify(self.boot_timeout)
         except BaseException:
             self._disconnect()
@@ -128,6 +168,9 @@ class SerialDevice(Device):
                 "model_id": self.identity.model,
                 "timestamp_mode": self.identity.timestamp_mode,
                 "extensions": self.identity.extensions.to_list(),
+                "deploy": self.deployment.to_dict() if self.deployment else None,
+                "image_check": self.image_check,
+                "timing_note": self.deployment.timing_note if self.deployment else None,
             }
         )
 
@@ -143,6 +186,8 @@ class SerialDevice(Device):
             raise DeviceError("deploy() before expect(): the model id to check is unknown")
         if self.virtual and (self.dut is None or self._running != (model, self.expected)):
             self._start_virtual(model)  # a virtual MCU is "flashed" by starting it anew
+        elif self.deployer and self.starts_in_deploy and self._running != (model, self.expected):
+            self._flash(model)
         elif self.dut is None:
             self.open()
         reported = self.identity.model
@@ -156,11 +201,71 @@ class SerialDevice(Device):
         if reported != self.expected.model_id:
             raise DeviceError(
                 f"{self.name}: the DUT on {self.port_path} runs model {reported!r}, but "
-                f"{self.expected.benchmark} needs {self.expected.model_id!r}; flash the "
-                f"{self.expected.model_id} firmware or pick the benchmark it runs"
+                f"{self.expected.benchmark} needs {self.expected.model_id!r}; {self._reflash_fix}"
             )
+        self._check_image(model)
         self._require().set_timing(self.timing)
         self._wire = _wire_samples(samples) if samples is not None else None
+
+    @property
+    def _reflash_fix(self) -> str:
+        assert self.expected is not None
+        if self.deployer is not None:
+            return "run with --deploy (or `edgebench deploy`) to build and flash it"
+        return f"flash the {self.expected.model_id} firmware or pick the benchmark it runs"
+
+    def _flash(self, model: Path) -> None:
+        """Build (cached), flash, connect; an emulated image runs until close()."""
+        from ..firmware.deploy import DeployError
+
+        assert self.deployer is not None and self.expected is not None
+        self.deployment = None
+        record = self.deployer.build(model, self.expected.model_id)  # checks tools first
+        self._disconnect()  # a board's flasher may need the port (esptool)
+        self._virtual.close()
+        running = self.deployer.flash(record)
+        if running is not None:
+            self._virtual.callback(running.stop)
+            try:
+                self._connect(running.port, running.resume)
+            except DeviceError as error:
+                raise DeployError(f"{self.name}: {error} ({running.stderr_tail()})") from None
+        else:
+            self._connect_flashed_board(record.build_id)
+        self.deployment = record
+        self._running = (model, self.expected)
+
+    def _connect_flashed_board(self, build_id: str) -> None:
+        """A board resets after flashing: its USB port may be gone for a moment, and until it
+        has rebooted the old image may still answer. Reconnect until the new build answers
+        (firmware without eb-info: until anything answers); _check_image judges the rest."""
+        from ..firmware.deploy import read_image_info
+
+        deadline = time.monotonic() + self.boot_timeout + FLASH_SETTLE_S
+        while True:
+            try:
+                self._connect(self._port_path())
+                info = read_image_info(self._require())
+                if info is None or info.build_id == build_id or time.monotonic() > deadline:
+                    return
+            except (DeviceError, OSError):  # OSError: the port vanished under pyserial
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(FLASH_RETRY_S)
+
+    def _check_image(self, model: Path) -> None:
+        """Is the firmware the image just flashed (or, unflashed, built from this model)?"""
+        from ..firmware.deploy import read_image_info, verify_image
+        from ..suite.benchmarks import sha256_file
+
+        build_id = self.deployment.build_id if self.deployment else None
+        self.image_check = verify_image(
+            read_image_info(self._require()),
+            sha256_file(model),
+            build_id,
+            f"{self.name} ({self.port_path})",
+            self._reflash_fix,
+        )
 
     def _start_virtual(self, model: Path) -> None:
         # The lab stand-in, imported only for `port: virtual`. It writes the virtual bench's

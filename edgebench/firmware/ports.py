@@ -51,6 +51,12 @@ class FirmwarePort(ABC):
     image_name: ClassVar[str]
     compilers: ClassVar[tuple[str, ...]]
     install_hint: ClassVar[str]
+    #: Programs `launch` needs besides the image (QEMU), checked before anything is built.
+    launch_tools: ClassVar[tuple[str, ...]] = ()
+
+    def check_launch(self) -> None:
+        for tool in self.launch_tools:
+            find_tool((tool,), self.install_hint)
 
     def build(self, model: Path, model_id: str) -> Path:
         """The image for `model` (built, or taken from the cache)."""

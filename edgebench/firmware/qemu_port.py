@@ -49,6 +49,7 @@ class QemuMps2Port(FirmwarePort):
     image_name = "firmware.elf"
     compilers = ("arm-none-eabi-gcc",)
     install_hint = INSTALL_HINT
+    launch_tools = ("qemu-system-arm",)
 
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
         if activity is not None:
@@ -56,7 +57,7 @@ class QemuMps2Port(FirmwarePort):
                 "the QEMU port cannot report its timestamp pin to a meter emulator; "
                 "use the posix port (or a real board) for energy runs"
             )
-        qemu = find_tool(("qemu-system-arm",), INSTALL_HINT)
+        qemu = find_tool(self.launch_tools, INSTALL_HINT)
         # The monitor is on stdin/stdout (-nographic); the UART on a pty; halted until resume.
         argv = [qemu, "-M", "mps2-an386", "-nographic", "-kernel", str(image)]
         argv += ["-serial", "pty", "-S", "-icount", "shift=0"]

@@ -131,7 +131,15 @@ def run_tiny(
         device.expect(tiny_model, "energy" if mode == "energy" else "performance")
         device.deploy(benchmark.model_path, benchmark.dataset_path)
         system = device.describe().to_dict()
-        writer.update(system=system, firmware_model_id=system.get("model_id"))
+        check = system.get("image_check") or {}
+        writer.update(
+            system=system,
+            firmware_model_id=system.get("model_id"),
+            deploy=system.get("deploy"),
+            image_check=check or None,
+            timing_note=system.get("timing_note"),
+            notes=[check["warning"]] if check.get("warning") else [],
+        )
         if mode == "accuracy":
             plan = _accuracy_plan(benchmark, device, extra)
         else:
@@ -142,8 +150,9 @@ def run_tiny(
         if options.meter is not None and meter is None:
             writer.update(
                 notes=[
+                    *writer.data["notes"],
                     f"meter not used in {mode} mode: serial DUTs mark energy "
-                    "windows only with -m energy"
+                    "windows only with -m energy",
                 ]
             )
         record, metered = run_metered(
