@@ -98,6 +98,8 @@ def test_qemu_run_with_deploy_converts_builds_boots_and_runs(tmp_path: Path, cac
         "build_id": record["build_id"],
     }
     assert "QEMU instruction count" in result["timing_note"]
+    summary = tmp_path / "r" / result["run_id"] / "summary.txt"
+    assert "timing     QEMU instruction count" in summary.read_text()
     assert result["system"]["dut_name"] == "edgebench mps2-an386"
 
 

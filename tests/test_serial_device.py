@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -332,6 +333,24 @@ def test_a_reset_mid_run_invalidates_the_run_and_keeps_the_windows(tmp_path: Pat
         assert "1 window(s) measured before it" in result["reasons"][0]
         assert "m-init-done" in (directory / "dut_log.txt").read_text()
         assert run(profile, "ad", "performance", tmp_path / "again")["valid"]  # rebooted fine
+
+
+def test_a_dut_that_vanishes_mid_run_is_a_one_line_error_and_keeps_the_windows(
+    tmp_path: Path,
+) -> None:
+    with virtual("ad", infer_us=1000) as mcu:
+        profile = write_profile(tmp_path, mcu.port)
+        unplug = threading.Timer(1.5, mcu.stop)  # as a USB cable pulled during the windows
+        unplug.start()
+        try:
+            with pytest.raises(RunError, match=r"went away .*check the cable"):
+                run(profile, "ad", "performance", tmp_path)
+        finally:
+            unplug.cancel()
+    (directory,) = tmp_path.glob("*-performance")
+    result = json.loads((directory / "result.json").read_text())
+    assert result["status"] == "failed" and result["valid"] is False
+    assert (directory / "dut_log.txt").is_file()
 
 
 def test_missing_port(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Protocol
 
+import serial
+
 from ..protocol import tiny_commands as cmd
 from ..protocol import tiny_replies as rp
 from .base import DeviceError
@@ -127,12 +129,22 @@ class DutLink:
 
     # --- reading ------------------------------------------------------------------------
 
+    def _gone(self, error: Exception) -> DeviceError:
+        """A port that vanished mid-conversation (USB unplugged, board powered off)."""
+        return DeviceError(
+            f"serial port {self.where} went away ({error}); check the cable and the board's "
+            f"power, then run again"
+        )
+
     def read_reply(self, deadline: float) -> rp.Reply | None:
         """The next reply, or None once `deadline` (time.monotonic) has passed."""
         while not self._replies:
             if time.monotonic() >= deadline:
                 return None
-            data = self.port.read(max(1, self.port.in_waiting))
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except (OSError, serial.SerialException) as error:
+                raise self._gone(error) from None
             if not data:
                 continue
             self.received_bytes += len(data)
@@ -163,8 +175,11 @@ class DutLink:
         text = cmd.passthrough(command) if self.via_interface else command
         data = cmd.encode(text, limit)
         self.log.write(">", data)
-        self.port.write(data)
-        self.port.flush()
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except (OSError, serial.SerialException) as error:
+            raise self._gone(error) from None
 
     def command(
         self,

@@ -18,6 +18,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         + ("" if result.get("submission_grade") else " (not submission-grade)"),
         f"status     {result.get('status')}   result {valid}",
     ]
+    if result.get("timing_note"):
+        lines.append(f"timing     {result['timing_note']}")
     for reason in result.get("reasons") or []:
         lines.append(f"  reason   {reason}")
     metrics = result.get("metrics") or {}
