@@ -28,6 +28,41 @@ def new_run_id(device: str, benchmark: str, scenario: str, mode: str) -> str:
     return f"{stamp}-{safe}"
 
 
+def result_head(
+    run_id: str,
+    benchmark: Any,
+    scenario: str,
+    mode: str,
+    device: Any,
+    settings_profile: Any,
+    version: str,
+) -> dict[str, Any]:
+    """The fields every result.json starts with, whatever the transport: what runs, where,
+    on which model and data, under which settings profile."""
+    return {
+        "run_id": run_id,
+        "status": "running",
+        "valid": None,
+        "benchmark": benchmark.name,
+        "benchmark_source": benchmark.source,
+        "division": benchmark.division,
+        "task": benchmark.task,
+        "scenario": scenario,
+        "mode": mode,
+        "device": {"name": device.name, "transport": device.transport},
+        "model": {"file": str(benchmark.model_path), "sha256": benchmark.model_sha256},
+        "dataset": {
+            "file": str(benchmark.dataset_path) if benchmark.dataset_path else None,
+            "sha256": benchmark.dataset_sha256,
+            "count": benchmark.dataset_count,
+        },
+        "settings_profile": settings_profile.name,
+        "submission_grade": settings_profile.submission_grade,
+        "edgebench_version": version,
+        "started_utc": utc_now(),
+    }
+
+
 class ResultWriter:
     """Keeps result.json current; every update is an atomic replace."""
 

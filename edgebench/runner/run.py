@@ -20,7 +20,7 @@ from ..meters.base import Meter
 from ..suite.benchmarks import Benchmark
 from .clock_step import clock_mapped
 from .energy_step import attach, run_metered
-from .results import ResultWriter, new_run_id, performance_metrics, utc_now, validity
+from .results import ResultWriter, new_run_id, performance_metrics, result_head, utc_now, validity
 from .scoring import score
 from .settings_profiles import merged_settings, settings_profile
 from .summary import write_summary
@@ -120,27 +120,8 @@ def run_benchmark(
     writer = ResultWriter(
         directory,
         {
-            "run_id": run_id,
-            "status": "running",
-            "valid": None,
-            "benchmark": benchmark.name,
-            "benchmark_source": benchmark.source,
-            "division": benchmark.division,
-            "task": benchmark.task,
-            "scenario": scenario,
-            "mode": mode,
-            "device": {"name": device.name, "transport": device.transport},
+            **result_head(run_id, benchmark, scenario, mode, device, profile, __version__),
             "system": system.to_dict(),
-            "model": {"file": str(benchmark.model_path), "sha256": benchmark.model_sha256},
-            "dataset": {
-                "file": str(benchmark.dataset_path) if benchmark.dataset_path else None,
-                "sha256": benchmark.dataset_sha256,
-                "count": benchmark.dataset_count,
-            },
-            "settings_profile": profile.name,
-            "submission_grade": profile.submission_grade,
-            "edgebench_version": __version__,
-            "started_utc": utc_now(),
             "files": {},
         },
     )

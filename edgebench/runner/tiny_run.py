@@ -32,7 +32,7 @@ from ..protocol.tiny_models import model_for_benchmark
 from ..suite.benchmarks import Benchmark, sha256_file
 from . import tiny_score
 from .energy_step import attach, run_metered
-from .results import ResultWriter, new_run_id, utc_now
+from .results import ResultWriter, new_run_id, result_head, utc_now
 from .settings_profiles import settings_profile
 from .summary import write_summary
 
@@ -101,27 +101,8 @@ def run_tiny(
     writer = ResultWriter(
         directory,
         {
-            "run_id": run_id,
-            "status": "running",
-            "valid": None,
-            "benchmark": benchmark.name,
-            "benchmark_source": benchmark.source,
-            "division": benchmark.division,
-            "task": benchmark.task,
-            "scenario": TINY_SCENARIO,
-            "mode": mode,
+            **result_head(run_id, benchmark, TINY_SCENARIO, mode, device, profile, __version__),
             "method": "MLPerf Tiny (DUT-timed windows over serial)",
-            "device": {"name": device.name, "transport": device.transport},
-            "model": {"file": str(benchmark.model_path), "sha256": benchmark.model_sha256},
-            "dataset": {
-                "file": str(benchmark.dataset_path) if benchmark.dataset_path else None,
-                "sha256": benchmark.dataset_sha256,
-                "count": benchmark.dataset_count,
-            },
-            "settings_profile": profile.name,
-            "submission_grade": profile.submission_grade,
-            "edgebench_version": __version__,
-            "started_utc": utc_now(),
             "expected_model_id": tiny_model.model_id,
         },
     )
