@@ -215,6 +215,10 @@ def _edit_record(tree: Path) -> None:
     )
 
 
+def _test_fault_in_record(tree: Path) -> None:
+    edit_json(perf(tree) / "record.json", lambda d: d.update(test_sut_fault="cache"))
+
+
 def _claim_native_loop(tree: Path) -> None:
     edit_json(perf(tree) / "result.json", lambda d: d.update(loop="native"))
 
@@ -280,6 +284,7 @@ AFTER_SUBMIT = {
     "swap the model file": (_swap_model_file, "model.file"),
     "set a forbidden user.conf key": (_forbidden_conf_key, "settings.user-conf"),
     "edit the device record": (_edit_record, "consistency.record"),
+    "run with a test-only fault": (_test_fault_in_record, "logs.test-fault"),
     "claim the other loop": (_claim_native_loop, "logs.harness"),
     "issue the same sample": (_issue_same_sample, "settings.fixed"),
     "add a failed compliance test": (_failed_compliance, "compliance.passed"),

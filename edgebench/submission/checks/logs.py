@@ -207,6 +207,12 @@ def _record(ctx: Context, run: RunFiles) -> None:
     record = run.record
     if not record:
         return
+    if record.get("test_sut_fault"):
+        ctx.fail(
+            run.path("record.json"),
+            "logs.test-fault",
+            f"the run had the test-only fault {record['test_sut_fault']!r} switched on",
+        )
     results = record.get("results") or {}
     for key, value in results.items():
         if not key.startswith(_RECORD_PREFIXES) or key not in run.detail.values:
