@@ -21,6 +21,10 @@ from ..agent.recorder import read_queries
 EventHandler = Callable[[dict], None]
 
 
+#: What an agent writes into record.json when it ends on its own; anything else means it died.
+FINAL_STATUSES = ("complete", "failed", "interrupted")
+
+
 class DeviceError(RuntimeError):
     """The device cannot do what was asked; the message names the cause and the fix."""
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from ..agent.clock import clock_from_env
 from ..agent.progress import EVENT_PREFIX
 from ..metrics.clock_mapping import ClockAnchor, measure_subprocess
-from .base import Device, DeviceError, EventHandler, RunRecord, SystemInfo
+from .base import FINAL_STATUSES, Device, DeviceError, EventHandler, RunRecord, SystemInfo
 from .registry import register
 
 AGENT_MODULE = "edgebench.agent"
@@ -93,6 +93,9 @@ class LocalDevice(Device):
                 raise
         record = RunRecord.load(outdir)
         record.data.setdefault("exit_code", process.returncode)
+        if record.status == "missing" or record.status not in FINAL_STATUSES:
+            record.data["error"] = _death(process.returncode, record.status, outdir)
+            record.data["status"] = "failed"
         return record
 
     def measure_clock(self) -> ClockAnchor:
@@ -130,3 +133,19 @@ def stop_agent(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _death(code: int | None, phase: str, outdir: Path) -> str:
+    """Why the agent ended without its last word: a signal (the OOM killer, kill -9) or an
+    exit before any record, with the last line it logged."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        return (
+            f"the agent was killed by {name} while {phase} (out of memory? see `dmesg`); "
+            f"what it measured was kept"
+        )
+    lines = [line for line in (outdir / "agent.log").read_text().splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    if phase == "missing":
+        return f"the agent exited with code {code} before writing a record: {last}"
+    return f"the agent exited with code {code} while {phase}: {last}"

@@ -32,7 +32,7 @@ import paramiko
 
 from ..metrics.clock_mapping import ClockAnchor, ClockChannel, ClockError
 from ..suite.benchmarks import sha256_file
-from .base import Device, DeviceError, EventHandler, RunRecord, SystemInfo
+from .base import FINAL_STATUSES, Device, DeviceError, EventHandler, RunRecord, SystemInfo
 from .local import relay_events
 from .registry import register
 from .remote_files import DEVICE_SCRIPT, RemoteStore, Upload, fetch_tree, json_reply
@@ -46,7 +46,6 @@ STOP_GRACE_SECONDS = 10
 AGENT_PACKAGE = Path(__file__).resolve().parents[1]
 PID_MARK = "@edgebench-pid "
 # How a run that ended on purpose leaves record.json; any other status means the agent died.
-FINAL_STATUSES = ("complete", "failed", "interrupted")
 # Agent versions kept on the device: the current one and the one before (a host switching
 # back and forth between two checkouts re-copies nothing); older ones are deleted.
 KEEP_AGENTS = 2
