@@ -15,6 +15,7 @@ from edgebench.devices.profiles import ProfileError, load_profile
 from edgebench.suite.benchmarks import BenchmarkError
 from edgebench.suite.user_model import user_benchmark
 
+from .ssh_fixtures import tmpfs
 from .support import run_cli
 
 
@@ -156,3 +157,15 @@ def test_free_batch_dimension_is_accepted(kws_model: Path, tmp_path: Path) -> No
     """Keras exports a free batch (-1); the official MLPerf Tiny models have it."""
     batch = with_input_signature(kws_model, tmp_path / "batch.tflite", [-1, 49, 10, 1])
     assert user_benchmark(batch).input.shape == (1, 49, 10, 1)
+
+
+def test_results_disk_full_on_the_host_is_one_line(tmp_path):
+    with tmpfs(tmp_path / "disk", 8 << 10) as disk:
+        (disk / "filler").write_bytes(bytes(6 << 10))
+        done = run_cli(
+            "run", "-b", "kws", "-s", "SingleStream", "--duration", "1", "--results",
+            str(disk / "res"), cwd=tmp_path, env={"COLUMNS": "1000"},
+        )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [text for text in done.stderr.splitlines() if text.strip()]
+    assert "no space left on this machine's disk; free space" in line

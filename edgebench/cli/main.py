@@ -4,6 +4,7 @@ the fix, and a non-zero exit code; tracebacks are kept for bugs (and EDGEBENCH_D
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -38,6 +39,9 @@ from . import (
     submission_command,
 )
 from .render import print_json, print_result, stderr, stdout
+
+# The host's own disk filling up: not a bug, a one-line error like the others.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 EXPECTED_ERRORS = (
     BenchmarkError,
@@ -209,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("EDGEBENCH_DEBUG"):
             raise
         stderr.print(f"edgebench: error: {error}", highlight=False, markup=False)
+        return 1
+    except OSError as error:
+        if error.errno not in DISK_FULL or os.environ.get("EDGEBENCH_DEBUG"):
+            raise
+        where = error.filename or "the results directory"
+        stderr.print(
+            f"edgebench: error: writing {where} failed: no space left on this machine's disk; "
+            f"free space (or pass --results on a larger filesystem) and run again",
+            highlight=False,
+            markup=False,
+        )
         return 1
 
 
