@@ -15,11 +15,10 @@ from edgebench.meters.base import MeterError
 from edgebench.meters.hwmon import HwmonMeter
 from edgebench.meters.profiles import load_meter_profile
 from edgebench.metrics.energy_integrate import Window, integrate
-from edgebench.metrics.power_trace import PowerTrace
 
+from .meter_support import METER_PROFILES, record_through_fault, samples
 from .ssh_fixtures import sshd_fixture  # noqa: F401  (fixture)
 
-REPO = Path(__file__).resolve().parents[1]
 BUS_MV = 5000
 IDLE_MA, ACTIVE_MA = 400, 1000  # VDD_IN: 2 W idle, 5 W active
 RATE_HZ = 200.0
@@ -60,11 +59,6 @@ def fake(tmp_path: Path) -> FakeHwmon:
 def meter_for(fake: FakeHwmon, **keys: object) -> HwmonMeter:
     profile = {"name": "test-hwmon", "sysfs_root": str(fake.root), "rate_hz": RATE_HZ, **keys}
     return HwmonMeter(profile)
-
-
-def samples(trace: PowerTrace) -> tuple[np.ndarray, np.ndarray]:
-    parts = list(trace.chunks())
-    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
 
 
 def drive(fake: FakeHwmon, pattern: list[tuple[int, float]]) -> list[tuple[float, float]]:
@@ -137,16 +131,13 @@ def test_power_files_are_used_where_the_chip_has_them(fake: FakeHwmon, tmp_path:
 
 
 def test_sensor_removed_mid_run_keeps_the_trace(fake: FakeHwmon, tmp_path: Path) -> None:
-    with meter_for(fake, rails=["VDD_IN"]) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.3)
+    def unplug(_: object) -> None:
         (fake.ina / "curr1_input").unlink()  # the I2C device went away
-        time.sleep(0.3)
-        with pytest.raises(MeterError, match=r"sensor read failed.*curr1_input.*mid-run"):
-            meter.stop()
-    trace = PowerTrace.open(tmp_path / "power")
-    assert trace.status.startswith("stopped: ") and trace.sample_count > 10
-    assert trace.events("gap")
+
+    meter = meter_for(fake, rails=["VDD_IN"])
+    match = r"sensor read failed.*curr1_input"
+    trace = record_through_fault(meter, tmp_path / "power", 0.6, match, fault=unplug)
+    assert trace.sample_count > 10 and trace.events("gap")
 
 
 def test_garbage_readings_are_reported_not_recorded(fake: FakeHwmon, tmp_path: Path) -> None:
@@ -165,14 +156,11 @@ def test_garbage_readings_are_reported_not_recorded(fake: FakeHwmon, tmp_path: P
 
 
 def test_sampler_killed_mid_run(fake: FakeHwmon, tmp_path: Path) -> None:
-    with meter_for(fake, rails=["VDD_IN"]) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.2)
-        meter._link.process.kill()  # type: ignore[union-attr]  (the process this test made)
-        time.sleep(0.2)
-        with pytest.raises(MeterError, match=r"ended.*mid-run"):
-            meter.stop()
-    assert PowerTrace.open(tmp_path / "power").status.startswith("stopped: ")
+    def kill(meter: object) -> None:
+        meter._link.process.kill()  # type: ignore[attr-defined]  (the process this test made)
+
+    meter = meter_for(fake, rails=["VDD_IN"])
+    record_through_fault(meter, tmp_path / "power", 0.4, "ended", fault=kill)
 
 
 @pytest.mark.parametrize(
@@ -193,7 +181,7 @@ def test_refusals_are_one_line(fake: FakeHwmon, keys: dict, problem: str) -> Non
 
 
 def test_bundled_jetson_profile_validates() -> None:
-    profile = load_meter_profile(str(REPO / "device_profiles" / "meters" / "jetson-ina3221.yaml"))
+    profile = load_meter_profile(str(METER_PROFILES / "jetson-ina3221.yaml"))
     assert profile["driver"] == "hwmon" and profile["device"] == "jetson-orin-nano"
 
 
@@ -226,12 +214,11 @@ def test_ssh_connection_dropped_mid_run(
     sshd: object,
 ) -> None:
     device = sshd.write_profile(tmp_path / "device.yaml", python=sys.executable)  # type: ignore[attr-defined]
-    with meter_for(fake, device=str(device), rails=["VDD_IN"]) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.3)
+
+    def drop(_: object) -> None:
         assert sshd.drop_sessions() >= 1  # type: ignore[attr-defined]
-        time.sleep(0.3)
-        with pytest.raises(MeterError, match=r"on .*127\.0\.0\.1.*mid-run"):
-            meter.stop()
-    trace = PowerTrace.open(tmp_path / "power")
-    assert trace.status.startswith("stopped: ") and trace.sample_count > 10
+
+    meter = meter_for(fake, device=str(device), rails=["VDD_IN"])
+    match = r"on .*127\.0\.0\.1"
+    trace = record_through_fault(meter, tmp_path / "power", 0.6, match, fault=drop)
+    assert trace.sample_count > 10

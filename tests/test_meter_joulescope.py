@@ -17,9 +17,10 @@ from edgebench.meters.profiles import load_meter_profile
 from edgebench.metrics.energy_integrate import Window, integrate
 from edgebench.metrics.power_trace import PowerTrace, PowerTraceWriter
 
+from .meter_support import METER_PROFILES
+
 pyjls = pytest.importorskip("pyjls", reason="pyjls (optional extra) writes the test recordings")
 
-REPO = Path(__file__).resolve().parents[1]
 RATE = 100_000
 SECONDS = 3
 VOLTS, IDLE_A, ACTIVE_A = 3.3, 1e-3, 10e-3
@@ -210,7 +211,7 @@ def test_live_meter_without_the_driver_says_how_to_install() -> None:
 
 
 def test_bundled_profile_validates() -> None:
-    profile = load_meter_profile(str(REPO / "device_profiles" / "meters" / "joulescope-js220.yaml"))
+    profile = load_meter_profile(str(METER_PROFILES / "joulescope-js220.yaml"))
     assert profile["driver"] == "joulescope" and profile["mark_input"] == 0
 
 

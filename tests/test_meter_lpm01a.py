@@ -2,41 +2,35 @@
 
 from __future__ import annotations
 
-import os
 import time
-import tty
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgebench.lab.activity import ActivityWriter
-from edgebench.lab.power_model import ActivityTimeline, PowerModel
 from edgebench.meters.base import MeterError
 from edgebench.meters.lpm01a import Lpm01aMeter
 from edgebench.meters.profiles import load_meter_profile
 from edgebench.metrics.energy_integrate import Window, integrate
-from edgebench.metrics.power_trace import PowerTrace
 
-VOLTS, IDLE_A, ACTIVE_A, NOISE_A = 1.8, 0.5e-3, 5e-3, 10e-6
+from .meter_support import (
+    ACTIVE_A,
+    IDLE_A,
+    NOISE_A,
+    VOLTS,
+    Activity,
+    activity_fixture,  # noqa: F401  (fixture)
+    current_emulator,
+    mute_port,
+    record,
+    record_through_fault,
+    samples,
+)
+
 RATE = 1000
 
 
-@pytest.fixture
-def activity(tmp_path: Path) -> Iterator[ActivityWriter]:
-    with ActivityWriter(tmp_path / "activity.jsonl") as writer:
-        yield writer
-
-
-def virtual_meter(activity: ActivityWriter, output: str = "energy", **emulator: object):
-    options = {
-        "activity": str(activity.path),
-        "idle_a": IDLE_A,
-        "active_a": ACTIVE_A,
-        "noise_a": NOISE_A,
-        **emulator,
-    }
+def virtual_meter(activity: Activity, output: str = "energy", **emulator: object) -> Lpm01aMeter:
     profile = {
         "name": "test-lpm01a",
         "driver": "lpm01a",
@@ -44,25 +38,12 @@ def virtual_meter(activity: ActivityWriter, output: str = "energy", **emulator: 
         "freq": "1k",
         "output": output,
         "timeout_s": 1.0,
-        "emulator": options,
+        "emulator": current_emulator(activity, **emulator),
     }
     return Lpm01aMeter(profile)
 
 
-def pulse(activity: ActivityWriter) -> int:
-    """MLPerf Tiny's th_timestamp: pull the pin low briefly; returns the falling edge time."""
-    t_ns = time.monotonic_ns()
-    activity.pin(0, t_ns)
-    activity.pin(1, t_ns + 100_000)
-    return t_ns
-
-
-def samples(trace: PowerTrace) -> tuple[np.ndarray, np.ndarray]:
-    parts = list(trace.chunks())
-    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
-
-
-def test_describe(activity: ActivityWriter) -> None:
+def test_describe(activity: Activity) -> None:
     with virtual_meter(activity) as meter:
         info = meter.describe()
     assert info.driver == "lpm01a" and info.model == "ST X-NUCLEO-LPM01A"
@@ -72,17 +53,10 @@ def test_describe(activity: ActivityWriter) -> None:
     assert "firmware 1.0.6" in info.notes
 
 
-def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: Path) -> None:
+def test_energy_between_marks_matches_truth(activity: Activity, tmp_path: Path) -> None:
     with virtual_meter(activity) as meter:
         meter.start(tmp_path / "power")
-        time.sleep(0.3)
-        first = pulse(activity)
-        activity.state("active")
-        time.sleep(1.2)
-        activity.state("idle")
-        time.sleep(0.3)
-        last = pulse(activity)
-        time.sleep(0.3)
+        first, last = activity.marked_burst(1.2, 0.3, 0.3)
         trace = meter.stop()
     assert trace.status == "complete"
     assert trace.kind == "energy" and trace.clock == "meter"
@@ -95,9 +69,7 @@ def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: 
     times, joules = samples(trace)
     inside = (times > m0 + 1e-9) & (times <= m1 + 1e-9)
     measured = float(joules[inside].sum())
-    timeline = ActivityTimeline(activity.path, PowerModel(IDLE_A * VOLTS, ACTIVE_A * VOLTS))
-    timeline.refresh()
-    truth = timeline.energy(first, last)
+    truth = activity.truth_j(first, last)
     # Bound: each window edge off by up to one period at active power, the 4-digit ascii_dec
     # resolution (5e-4 of each value at worst), and 5 sigma of the per-sample noise.
     noise_j = NOISE_A * VOLTS / RATE
@@ -111,11 +83,8 @@ def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: 
     assert health.gap_count == 0
 
 
-def test_current_output_records_amps_and_volts(activity: ActivityWriter, tmp_path: Path) -> None:
-    with virtual_meter(activity, output="current") as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.5)
-        trace = meter.stop()
+def test_current_output_records_amps_and_volts(activity: Activity, tmp_path: Path) -> None:
+    trace = record(virtual_meter(activity, output="current"), tmp_path / "power", 0.5)
     assert trace.kind == "current_voltage"
     times, values = samples(trace)
     assert values.shape[1] == 2 and np.all(values[:, 1] == pytest.approx(VOLTS))
@@ -133,18 +102,13 @@ def test_missing_serial_port_names_it_and_the_fix() -> None:
 
 
 def test_silent_device_is_not_an_lpm01a() -> None:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    try:
-        meter = Lpm01aMeter({"name": "mute", "port": os.ttyname(slave), "timeout_s": 0.5})
+    with mute_port() as port:
+        meter = Lpm01aMeter({"name": "mute", "port": port, "timeout_s": 0.5})
         with pytest.raises(MeterError, match="did not answer 'htc'"):
             meter.open()
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
-def test_old_firmware_is_refused(activity: ActivityWriter) -> None:
+def test_old_firmware_is_refused(activity: Activity) -> None:
     with pytest.raises(MeterError, match=r"firmware 1\.0\.5.*>= 1\.0\.6"):
         virtual_meter(activity, firmware="1.0.5").open()
 
@@ -158,28 +122,17 @@ def test_bad_profile_values(key: str, value: object, expected: str) -> None:
         Lpm01aMeter({"name": "bad", "port": "/dev/null", key: value})
 
 
-def test_meter_stopping_mid_run_keeps_the_trace(activity: ActivityWriter, tmp_path: Path) -> None:
+def test_meter_stopping_mid_run_keeps_the_trace(activity: Activity, tmp_path: Path) -> None:
     meter = virtual_meter(activity, stop_streaming_after=0.8)
-    with meter:
-        meter.start(tmp_path / "power")
-        time.sleep(2.5)
-        with pytest.raises(MeterError) as error:
-            meter.stop()
-    assert "mid-run" in str(error.value)
-    trace = PowerTrace.open(tmp_path / "power")
+    trace = record_through_fault(meter, tmp_path / "power", 2.5, "stopped streaming")
     assert trace.status.startswith("stopped: LPM01A at ")
     assert "stopped streaming" in trace.status
     assert trace.sample_count >= 500  # what streamed before the fault is kept
     assert trace.events("gap")
 
 
-def test_garbage_lines_are_events_and_lost_samples(
-    activity: ActivityWriter, tmp_path: Path
-) -> None:
-    with virtual_meter(activity, garbage_every=100) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(1.3)
-        trace = meter.stop()
+def test_garbage_lines_are_events_and_lost_samples(activity: Activity, tmp_path: Path) -> None:
+    trace = record(virtual_meter(activity, garbage_every=100), tmp_path / "power", 1.3)
     assert trace.status == "complete"
     garbage = [e for e in trace.events("message") if "unparseable" in e["text"]]
     assert len(garbage) >= 10
@@ -190,13 +143,10 @@ def test_garbage_lines_are_events_and_lost_samples(
     assert gaps and "missing before the meter's 1.000 s stamp" in gaps[0]["text"]
 
 
-def test_dropped_samples_are_a_gap_and_time_stays_true(
-    activity: ActivityWriter, tmp_path: Path
-) -> None:
-    with virtual_meter(activity, drop_samples_at=0.5, drop_count=100) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(1.4)
-        trace = meter.stop()
+def test_dropped_samples_are_a_gap_and_time_stays_true(activity: Activity, tmp_path: Path) -> None:
+    trace = record(
+        virtual_meter(activity, drop_samples_at=0.5, drop_count=100), tmp_path / "power", 1.4
+    )
     gaps = trace.events("gap")
     assert len(gaps) == 1 and gaps[0]["text"].startswith("100 samples missing")
     times, _ = samples(trace)
@@ -205,7 +155,7 @@ def test_dropped_samples_are_a_gap_and_time_stays_true(
     assert len(times) == round(times[-1] * RATE) - 100
 
 
-def test_overload_is_reported(activity: ActivityWriter, tmp_path: Path) -> None:
+def test_overload_is_reported(activity: Activity, tmp_path: Path) -> None:
     with virtual_meter(activity, active_a=20e-3) as meter:  # dyn range ends at 10 mA
         meter.start(tmp_path / "power")
         time.sleep(0.3)

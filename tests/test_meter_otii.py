@@ -3,59 +3,40 @@ on loopback TCP."""
 
 from __future__ import annotations
 
-import socket
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgebench.lab.activity import ActivityWriter
-from edgebench.lab.power_model import ActivityTimeline, PowerModel
 from edgebench.meters.base import MeterError
 from edgebench.meters.otii import OtiiMeter
 from edgebench.meters.profiles import load_meter_profile
 from edgebench.metrics.energy_integrate import Window, integrate
-from edgebench.metrics.power_trace import PowerTrace
 
-REPO = Path(__file__).resolve().parents[1]
-VOLTS, IDLE_A, ACTIVE_A, NOISE_A = 1.8, 0.5e-3, 5e-3, 10e-6
+from .meter_support import (
+    ACTIVE_A,
+    METER_PROFILES,
+    NOISE_A,
+    VOLTS,
+    Activity,
+    activity_fixture,  # noqa: F401  (fixture)
+    current_emulator,
+    free_port,
+    record,
+    record_through_fault,
+    samples,
+)
+
 RATE = 4000
 
 
-@pytest.fixture
-def activity(tmp_path: Path) -> Iterator[ActivityWriter]:
-    with ActivityWriter(tmp_path / "activity.jsonl") as writer:
-        yield writer
-
-
-def virtual_meter(activity: ActivityWriter, profile: dict | None = None, **emulator: object):
-    options = {
-        "activity": str(activity.path),
-        "idle_a": IDLE_A,
-        "active_a": ACTIVE_A,
-        "noise_a": NOISE_A,
-        **emulator,
-    }
+def virtual_meter(activity: Activity, profile: dict | None = None, **emulator: object) -> OtiiMeter:
     keys = {"name": "test-otii", "voltage": VOLTS, "timeout_s": 1.0, **(profile or {})}
-    return OtiiMeter({**keys, "emulator": options})
-
-
-def pulse(activity: ActivityWriter) -> int:
-    t_ns = time.monotonic_ns()
-    activity.pin(0, t_ns)
-    activity.pin(1, t_ns + 100_000)
-    return t_ns
-
-
-def samples(trace: PowerTrace) -> tuple[np.ndarray, np.ndarray]:
-    parts = list(trace.chunks())
-    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
+    return OtiiMeter({**keys, "emulator": current_emulator(activity, **emulator)})
 
 
 def test_energy_between_gpi_marks_matches_truth(
-    activity: ActivityWriter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    activity: Activity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TEST_OTII_PASSWORD", "s3cret")
     login = {"username": "lab@example.com", "password_env": "TEST_OTII_PASSWORD"}
@@ -64,14 +45,7 @@ def test_energy_between_gpi_marks_matches_truth(
         assert info.model == "Qoitech Otii Arc" and info.serial == "emulated-arc-0001"
         assert info.sample_rate_hz == RATE and info.records_marks
         meter.start(tmp_path / "power")
-        time.sleep(0.3)
-        first = pulse(activity)
-        activity.state("active")
-        time.sleep(1.0)
-        activity.state("idle")
-        time.sleep(0.2)
-        last = pulse(activity)
-        time.sleep(0.3)
+        first, last = activity.marked_burst(1.0, 0.2, 0.3)
         trace = meter.stop()
     assert trace.status == "complete" and trace.clock == "meter"
     assert trace.meta["meter"]["recording"]["recording_id"] == 1
@@ -82,9 +56,7 @@ def test_energy_between_gpi_marks_matches_truth(
     times, values = samples(trace)
     assert np.allclose(np.diff(times), 1 / RATE) and np.all(values[:, 1] == pytest.approx(VOLTS))
     sums, health = integrate(trace, [Window(m0, m1)], "trapezoid")
-    timeline = ActivityTimeline(activity.path, PowerModel(IDLE_A * VOLTS, ACTIVE_A * VOLTS))
-    timeline.refresh()
-    expected = timeline.energy(first, last)
+    expected = activity.truth_j(first, last)
     # Bound: a step inside one sample period is smeared over two by the trapezoid (one period
     # of active power per step, 2 steps), the 5 nA resolution, 5 sigma of the noise.
     n = sums[0].samples
@@ -93,11 +65,8 @@ def test_energy_between_gpi_marks_matches_truth(
     assert health.gap_count == 0
 
 
-def test_garbage_samples_are_dropped_and_reported(activity: ActivityWriter, tmp_path: Path) -> None:
-    with virtual_meter(activity, garbage_every=3) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(1.0)
-        trace = meter.stop()
+def test_garbage_samples_are_dropped_and_reported(activity: Activity, tmp_path: Path) -> None:
+    trace = record(virtual_meter(activity, garbage_every=3), tmp_path / "power", 1.0)
     messages = trace.events("message")
     assert messages and all("non-numeric sample" in m["text"] for m in messages)
     times, values = samples(trace)
@@ -105,20 +74,14 @@ def test_garbage_samples_are_dropped_and_reported(activity: ActivityWriter, tmp_
     assert len(times) < round(times[-1] * RATE) + 1  # the dropped ones are missing, time kept
 
 
-def test_server_stops_answering_mid_run(activity: ActivityWriter, tmp_path: Path) -> None:
-    with virtual_meter(activity, stop_answering_after=0.5) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(2.0)
-        with pytest.raises(MeterError, match=r"did not answer within.*mid-run.*status stopped"):
-            meter.stop()
-    trace = PowerTrace.open(tmp_path / "power")
-    assert trace.status.startswith("stopped: ") and trace.sample_count > 0.2 * RATE
+def test_server_stops_answering_mid_run(activity: Activity, tmp_path: Path) -> None:
+    meter = virtual_meter(activity, stop_answering_after=0.5)
+    trace = record_through_fault(meter, tmp_path / "power", 2.0, "stopped answering")
+    assert trace.sample_count > 0.2 * RATE
 
 
 def test_unreachable_server_names_it_and_the_fix() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     meter = OtiiMeter({"name": "gone", "port": port, "timeout_s": 1.0})
     with pytest.raises(MeterError) as error:
         meter.open()
@@ -126,13 +89,13 @@ def test_unreachable_server_names_it_and_the_fix() -> None:
     assert f"127.0.0.1:{port}" in message and "TCP server" in message and "\n" not in message
 
 
-def test_no_instrument_connected(activity: ActivityWriter) -> None:
+def test_no_instrument_connected(activity: Activity) -> None:
     with pytest.raises(MeterError, match=r"has no Arc/Ace \(devices: none\)"):
         virtual_meter(activity, devices=0).open()
 
 
 def test_wrong_password_and_missing_password(
-    activity: ActivityWriter, monkeypatch: pytest.MonkeyPatch
+    activity: Activity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     login = {"username": "lab@example.com", "password_env": "TEST_OTII_PASSWORD"}
     monkeypatch.delenv("TEST_OTII_PASSWORD", raising=False)
@@ -145,5 +108,5 @@ def test_wrong_password_and_missing_password(
 
 def test_bundled_profiles_validate() -> None:
     for name in ("otii", "virtual-otii"):
-        profile = load_meter_profile(str(REPO / "device_profiles" / "meters" / f"{name}.yaml"))
+        profile = load_meter_profile(str(METER_PROFILES / f"{name}.yaml"))
         assert profile["driver"] == "otii"

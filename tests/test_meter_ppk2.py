@@ -2,55 +2,37 @@
 
 from __future__ import annotations
 
-import os
-import time
-import tty
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgebench.lab.activity import ActivityWriter
-from edgebench.lab.power_model import ActivityTimeline, PowerModel
 from edgebench.meters.base import MeterError
 from edgebench.meters.ppk2 import PERIOD_S, Calibration, Ppk2Meter, decode, encode
 from edgebench.meters.profiles import load_meter_profile
 from edgebench.metrics.energy_integrate import Window, integrate
-from edgebench.metrics.power_trace import PowerTrace
 
-REPO = Path(__file__).resolve().parents[1]
-VOLTS, IDLE_A, ACTIVE_A, NOISE_A = 1.8, 0.5e-3, 5e-3, 10e-6
-
-
-@pytest.fixture
-def activity(tmp_path: Path) -> Iterator[ActivityWriter]:
-    with ActivityWriter(tmp_path / "activity.jsonl") as writer:
-        yield writer
-
-
-def virtual_meter(activity: ActivityWriter, **emulator: object) -> Ppk2Meter:
-    options = {
-        "activity": str(activity.path),
-        "idle_a": IDLE_A,
-        "active_a": ACTIVE_A,
-        "noise_a": NOISE_A,
-        **emulator,
-    }
-    profile = {"name": "test-ppk2", "voltage": VOLTS, "timeout_s": 1.0, "emulator": options}
-    return Ppk2Meter(profile)
+from .meter_support import (
+    ACTIVE_A,
+    IDLE_A,
+    METER_PROFILES,
+    NOISE_A,
+    VOLTS,
+    Activity,
+    activity_fixture,  # noqa: F401  (fixture)
+    current_emulator,
+    mute_port,
+    record,
+    record_through_fault,
+    samples,
+)
 
 
-def pulse(activity: ActivityWriter) -> int:
-    t_ns = time.monotonic_ns()
-    activity.pin(0, t_ns)
-    activity.pin(1, t_ns + 100_000)
-    return t_ns
-
-
-def samples(trace: PowerTrace) -> tuple[np.ndarray, np.ndarray]:
-    parts = list(trace.chunks())
-    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
+def virtual_meter(activity: Activity, **emulator: object) -> Ppk2Meter:
+    emulated = current_emulator(activity, **emulator)
+    return Ppk2Meter(
+        {"name": "test-ppk2", "voltage": VOLTS, "timeout_s": 1.0, "emulator": emulated}
+    )
 
 
 def test_sample_words_round_trip() -> None:
@@ -73,18 +55,11 @@ def test_calibration_needs_the_shunts() -> None:
         Calibration.parse("R0: 1000\nR1: 100\nR2: 10\nEND\n", "kit")
 
 
-def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: Path) -> None:
+def test_energy_between_marks_matches_truth(activity: Activity, tmp_path: Path) -> None:
     with virtual_meter(activity) as meter:
         assert meter.describe().records_marks and "hardware 9173" in meter.describe().notes
         meter.start(tmp_path / "power")
-        time.sleep(0.3)
-        first = pulse(activity)
-        activity.state("active")
-        time.sleep(1.0)
-        activity.state("idle")
-        time.sleep(0.2)
-        last = pulse(activity)
-        time.sleep(0.2)
+        first, last = activity.marked_burst(1.0, 0.2, 0.2)
         trace = meter.stop()
     assert trace.status == "complete" and trace.clock == "meter"
     assert trace.kind == "current_voltage" and not trace.events("gap")
@@ -97,9 +72,7 @@ def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: 
     assert np.allclose(np.diff(times), PERIOD_S) and np.all(values[:, 1] == pytest.approx(VOLTS))
     sums, health = integrate(trace, [Window(m0, m1)], "trapezoid")
     measured = sums[0].energy_j
-    timeline = ActivityTimeline(activity.path, PowerModel(IDLE_A * VOLTS, ACTIVE_A * VOLTS))
-    timeline.refresh()
-    expected = timeline.energy(first, last)
+    expected = activity.truth_j(first, last)
     # Bound: each window edge off by a period at active power; half an ADC count of the
     # active range (1.1 uA) per sample at worst; 5 sigma of the noise averaged over n samples.
     n = sums[0].samples
@@ -110,13 +83,10 @@ def test_energy_between_marks_matches_truth(activity: ActivityWriter, tmp_path: 
     assert health.gap_count == 0
 
 
-def test_dropped_samples_become_gaps_and_keep_time(
-    activity: ActivityWriter, tmp_path: Path
-) -> None:
-    with virtual_meter(activity, drop_samples_at=0.2, drop_count=40) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.5)
-        trace = meter.stop()
+def test_dropped_samples_become_gaps_and_keep_time(activity: Activity, tmp_path: Path) -> None:
+    trace = record(
+        virtual_meter(activity, drop_samples_at=0.2, drop_count=40), tmp_path / "power", 0.5
+    )
     gaps = trace.events("gap")
     assert len(gaps) == 1 and "40 sample(s) lost" in gaps[0]["text"]
     assert gaps[0]["t"] == pytest.approx(0.2)
@@ -127,38 +97,30 @@ def test_dropped_samples_become_gaps_and_keep_time(
 
 
 def test_losses_the_counter_cannot_see_are_caught_by_host_time(
-    activity: ActivityWriter, tmp_path: Path
+    activity: Activity, tmp_path: Path
 ) -> None:
     # 12840 = 200 x 64 + 40: the counter shows only 40 of them; host time shows the rest.
-    with virtual_meter(activity, drop_samples_at=0.2, drop_count=12840) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.8)
-        trace = meter.stop()
+    trace = record(
+        virtual_meter(activity, drop_samples_at=0.2, drop_count=12840), tmp_path / "power", 0.8
+    )
     texts = [g["text"] for g in trace.events("gap")]
     assert len(texts) == 2 and "40 sample(s) lost" in texts[0]
     shortfall = int(texts[1].split()[0])
     assert "cannot show" in texts[1] and 12800 - 5000 < shortfall < 12800 + 5000
 
 
-def test_corrupt_words_are_reported(activity: ActivityWriter, tmp_path: Path) -> None:
-    with virtual_meter(activity, garbage_every=5000) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(0.4)
-        trace = meter.stop()
+def test_corrupt_words_are_reported(activity: Activity, tmp_path: Path) -> None:
+    trace = record(virtual_meter(activity, garbage_every=5000), tmp_path / "power", 0.4)
     messages = trace.events("message")
     assert messages and all("corrupt sample word" in m["text"] for m in messages)
     _, values = samples(trace)
     assert float(values[:, 0].mean()) == pytest.approx(IDLE_A, rel=0.01)
 
 
-def test_stream_stopping_mid_run_keeps_the_trace(activity: ActivityWriter, tmp_path: Path) -> None:
-    with virtual_meter(activity, stop_streaming_after=0.3) as meter:
-        meter.start(tmp_path / "power")
-        time.sleep(1.6)
-        with pytest.raises(MeterError, match=r"stopped streaming.*mid-run.*status stopped"):
-            meter.stop()
-    trace = PowerTrace.open(tmp_path / "power")
-    assert trace.status.startswith("stopped: ") and trace.sample_count > 10000
+def test_stream_stopping_mid_run_keeps_the_trace(activity: Activity, tmp_path: Path) -> None:
+    meter = virtual_meter(activity, stop_streaming_after=0.3)
+    trace = record_through_fault(meter, tmp_path / "power", 1.6, r"stopped streaming.*mid-run")
+    assert trace.sample_count > 10000
 
 
 def test_missing_port_names_it_and_the_fix() -> None:
@@ -168,15 +130,10 @@ def test_missing_port_names_it_and_the_fix() -> None:
 
 
 def test_silent_device_is_not_a_ppk2() -> None:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    try:
-        meter = Ppk2Meter({"name": "mute", "port": os.ttyname(slave), "timeout_s": 0.3})
+    with mute_port() as port:
+        meter = Ppk2Meter({"name": "mute", "port": port, "timeout_s": 0.3})
         with pytest.raises(MeterError, match="did not answer GET_META_DATA"):
             meter.open()
-    finally:
-        os.close(master)
-        os.close(slave)
 
 
 @pytest.mark.parametrize(
@@ -191,5 +148,5 @@ def test_bad_settings(keys: dict, problem: str) -> None:
 
 def test_bundled_profiles_validate() -> None:
     for name in ("ppk2", "virtual-ppk2"):
-        profile = load_meter_profile(str(REPO / "device_profiles" / "meters" / f"{name}.yaml"))
+        profile = load_meter_profile(str(METER_PROFILES / f"{name}.yaml"))
         assert profile["driver"] == "ppk2"

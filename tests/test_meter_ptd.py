@@ -5,37 +5,27 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edgebench.lab.activity import ActivityWriter
-from edgebench.lab.power_model import ActivityTimeline, PowerModel
 from edgebench.meters import mlcommons_power
 from edgebench.meters.base import MeterError
 from edgebench.meters.profiles import load_meter_profile
 from edgebench.meters.ptd import PtdMeter, parse_sample
-from edgebench.metrics.power_trace import PowerTrace
+
+from .meter_support import (
+    Activity,
+    activity_fixture,  # noqa: F401  (fixture)
+    free_port,
+    record,
+    record_through_fault,
+    samples,
+)
 
 IDLE_W, ACTIVE_W, NOISE_W, RESOLUTION_W = 2.0, 5.0, 0.01, 0.001
 INTERVAL_S = 0.1
-
-
-class Activity(ActivityWriter):
-    """The virtual device's side of the bench, plus the truth a test compares against."""
-
-    def timeline(self, idle_w: float = IDLE_W, active_w: float = ACTIVE_W) -> ActivityTimeline:
-        timeline = ActivityTimeline(self.path, PowerModel(idle_w, active_w))
-        timeline.refresh()
-        return timeline
-
-
-@pytest.fixture
-def activity(tmp_path: Path) -> Iterator[Activity]:
-    with Activity(tmp_path / "activity.jsonl") as writer:
-        yield writer
 
 
 def virtual_meter(activity: Activity, **emulator: object) -> PtdMeter:
@@ -56,11 +46,6 @@ def virtual_meter(activity: Activity, **emulator: object) -> PtdMeter:
         "emulator": options,
     }
     return PtdMeter(profile)
-
-
-def samples(trace: PowerTrace) -> tuple[np.ndarray, np.ndarray]:
-    parts = list(trace.chunks())
-    return np.concatenate([t for t, _ in parts]), np.concatenate([v for _, v in parts])
 
 
 def utc_to_monotonic_ns(times: np.ndarray) -> np.ndarray:
@@ -100,7 +85,7 @@ def test_recorded_energy_matches_truth(activity: Activity, tmp_path: Path) -> No
     # before the first sample to the last one.
     measured = float(np.sum(watts)) * INTERVAL_S
     edges = utc_to_monotonic_ns(np.array([times[0] - INTERVAL_S, times[-1]]))
-    truth = activity.timeline().energy(int(edges[0]), int(edges[1]))
+    truth = activity.timeline(IDLE_W, ACTIVE_W).energy(int(edges[0]), int(edges[1]))
     # Bound: 5 sigma of the noise, half a resolution step per sample, and the 1 ms
     # resolution of PTD's time stamps at both ends.
     bound = (
@@ -145,9 +130,7 @@ def test_testing_phase_uses_ranging_maxima(activity: Activity, tmp_path: Path) -
 
 
 def test_unreachable_meter_names_host_port_and_fix() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     meter = PtdMeter({"name": "gone", "host": "127.0.0.1", "port": port, "timeout_s": 2})
     with pytest.raises(MeterError) as error:
         meter.open()
@@ -181,23 +164,14 @@ def test_meter_stopping_mid_run_keeps_the_trace(
     activity: Activity, tmp_path: Path, fault: str
 ) -> None:
     meter = virtual_meter(activity, **{fault: 0.8})
-    with meter:
-        meter.start(tmp_path / "power", "ranging")
-        time.sleep(2.5)
-        with pytest.raises(MeterError) as error:
-            meter.stop()
-    assert "mid-run" in str(error.value) and str(tmp_path / "power") in str(error.value)
-    trace = PowerTrace.open(tmp_path / "power")
+    trace = record_through_fault(meter, tmp_path / "power", 2.5, "PTDaemon at", "ranging")
     assert trace.status.startswith("stopped: PTDaemon at 127.0.0.1:")
     assert trace.sample_count >= 3  # what arrived before the fault is kept
     assert trace.events("gap")
 
 
 def test_garbage_lines_are_events_not_samples(activity: Activity, tmp_path: Path) -> None:
-    with virtual_meter(activity, garbage_every=3) as meter:
-        meter.start(tmp_path / "power", "ranging")
-        time.sleep(1.2)
-        trace = meter.stop()
+    trace = record(virtual_meter(activity, garbage_every=3), tmp_path / "power", 1.2, "ranging")
     assert trace.status == "complete"
     garbage = trace.events("message")
     assert len(garbage) >= 3

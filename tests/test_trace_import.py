@@ -13,7 +13,8 @@ from edgebench.meters.trace_import import TraceFormat, TraceImportError, import_
 from edgebench.metrics.energy_integrate import Window, integrate
 from edgebench.metrics.power_trace import PowerTrace
 
-REPO = Path(__file__).resolve().parents[1]
+from .meter_support import METER_PROFILES
+
 RATE = 1000.0
 SECONDS = 10.0
 
@@ -184,5 +185,5 @@ def test_profile_with_wrong_type_and_bundled_example(tmp_path: Path) -> None:
     bad.write_text("driver: trace-file\npath: x.csv\npower: P\nskip_rows: two\n")
     with pytest.raises(Exception, match="'skip_rows' must be int"):
         load_meter_profile(str(bad))
-    example = load_meter_profile(str(REPO / "device_profiles" / "meters" / "csv-example.yaml"))
+    example = load_meter_profile(str(METER_PROFILES / "csv-example.yaml"))
     assert TraceFormat.from_profile(example).kind == "power"

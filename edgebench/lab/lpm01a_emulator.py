@@ -34,12 +34,11 @@ import os
 import sys
 import threading
 import time
-import tty
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from .emulator_serving import emulator_parser, serve_pty
 from .power_model import ActivityTimeline, PowerModel
 
 FREQUENCIES = {
@@ -55,7 +54,6 @@ BOARD_ID = "EMULPM01A0001"
 #: Samples are sent this long after their period ends, so the device's activity lines for it
 #: have been flushed (the real board buffers similarly).
 LAG_S = 0.02
-TICK_S = 0.01
 UNITS = {"u": 1e-6, "m": 1e-3, "k": 1e3}
 
 
@@ -132,6 +130,13 @@ class Board:
         os.write(self.fd, payload)
 
     # -- commands ----------------------------------------------------------------------------
+    def take(self, data: bytes) -> bytes:
+        """Each whole line is a command (CR, LF or both end one)."""
+        *lines, rest = data.replace(b"\r", b"\n").split(b"\n")
+        for line in lines:
+            self.command(line.decode("ascii", errors="replace").strip())
+        return rest
+
     def command(self, line: str) -> None:
         words = line.split()
         if not words or self.silent:
@@ -302,52 +307,19 @@ class Board:
         return text
 
 
-def _read_commands(master: int, board: Board) -> None:
-    buffer = b""
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            return
-        if not data:
-            return
-        buffer += data
-        *lines, buffer = buffer.replace(b"\r", b"\n").split(b"\n")
-        for line in lines:
-            board.command(line.decode("ascii", errors="replace").strip())
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--activity", type=Path, help="virtual device activity file (JSON lines)")
-    parser.add_argument("--idle-a", type=float, default=0.5e-3, help="idle current (A)")
-    parser.add_argument("--active-a", type=float, default=5e-3, help="active current (A)")
-    parser.add_argument("--noise-a", type=float, default=0.0, help="sigma of current noise (A)")
+    description = __doc__.splitlines()[0]
+    parser = emulator_parser(description, "a", idle=0.5e-3, active=5e-3, drop_count=100)
     parser.add_argument("--firmware", default=FIRMWARE, help="version the board reports")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stop-streaming-after", type=float, metavar="S")
-    parser.add_argument("--garbage-every", type=int, default=0, metavar="N")
-    parser.add_argument("--drop-samples-at", type=float, metavar="S")
-    parser.add_argument("--drop-count", type=int, default=100)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    master, slave = os.openpty()
-    tty.setraw(slave)
     # The model is in amps, not watts: the host sets the voltage later (`volt`), and the
     # board measures current; power and energy follow at the voltage of each acquisition.
     model = PowerModel(args.idle_a, args.active_a, args.noise_a)
-    board = Board(master, ActivityTimeline(args.activity, model), args)
-    print(os.ttyname(slave), flush=True)
-    threading.Thread(target=_read_commands, args=(master, board), daemon=True).start()
-    try:
-        while True:
-            time.sleep(TICK_S)
-            board.tick()
-    except KeyboardInterrupt:
-        return 0
+    return serve_pty(lambda fd: Board(fd, ActivityTimeline(args.activity, model), args))
 
 
 if __name__ == "__main__":

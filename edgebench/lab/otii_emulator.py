@@ -37,12 +37,12 @@ import socketserver
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .activity_signals import ActivitySignals
+from .emulator_serving import emulator_parser, serve_tcp
+from .power_model import ActivityTimeline, PowerModel
 
 DEVICE = {"device_id": "emulated-arc-0001", "name": "Arc", "type": "Arc"}
 LICENSE = {
@@ -65,7 +65,9 @@ class Server:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.rng = np.random.default_rng(args.seed)
-        self.signals = ActivitySignals(args.activity, args.idle_a, args.active_a)
+        # The model is in amps: the Arc's main channel measures current.
+        self.model = PowerModel(args.idle_a, args.active_a, args.noise_a, RESOLUTION_A)
+        self.timeline = ActivityTimeline(args.activity, self.model)
         self.logged_in = args.username is None
         self.reserved = args.username is None
         self.voltage = 3.3
@@ -165,7 +167,7 @@ class Server:
         self._project(data)
         if self.recordings and self.recordings[-1]["stop_ns"] is None:
             raise OtiiError("Recording", "a recording is already running")
-        self.signals.refresh()
+        self.timeline.refresh()
         number = len(self.recordings) + 1
         self.recordings.append({
             "recording_id": number, "name": f"Recording {number}",
@@ -200,12 +202,12 @@ class Server:
         return max(0, int((end - recording["start_ns"]) * self.args.rate / 1e9))
 
     def _edges(self, recording: dict[str, Any]) -> list[dict[str, Any]]:
-        self.signals.refresh()
+        self.timeline.refresh()
         start = recording["start_ns"]
         end = recording["stop_ns"] or time.monotonic_ns() - int(LAG_S * 1e9)
-        level = bool(self.signals.pin.at(np.array([start]))[0] > 0.5)
+        level = bool(self.timeline.pin.at(np.array([start]))[0] > 0.5)
         edges = [{"timestamp": 0.0, "value": level}]
-        for t_ns, value in self.signals.pin.changes(start, end):
+        for t_ns, value in self.timeline.pin.changes(start, end):
             if bool(value > 0.5) != edges[-1]["value"]:
                 edges.append({"timestamp": (t_ns - start) / 1e9, "value": bool(value > 0.5)})
         return edges
@@ -229,10 +231,9 @@ class Server:
         if data["channel"] == "mv":
             values = np.full(count, recording["voltage"] if recording["main"] else 0.0)
         else:
-            self.signals.refresh()
-            amps = self.signals.level.means(edges.astype(np.int64)) if recording["main"] else 0.0
-            values = np.asarray(amps + self.rng.normal(0.0, self.args.noise_a, count))
-            values = np.round(values / RESOLUTION_A) * RESOLUTION_A
+            self.timeline.refresh()
+            amps = self.timeline.level.means(edges.astype(np.int64))
+            values = self.model.reading(amps if recording["main"] else np.zeros(count), self.rng)
         listed: list[float | None] = [float(v) for v in values]
         self.responses += 1
         if self.args.garbage_every and self.responses % self.args.garbage_every == 0 and count:
@@ -292,17 +293,11 @@ class TcpServer(socketserver.ThreadingTCPServer):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--activity", type=Path, help="virtual device activity file (JSON lines)")
-    parser.add_argument("--idle-a", type=float, default=0.5e-3, help="idle current (A)")
-    parser.add_argument("--active-a", type=float, default=5e-3, help="active current (A)")
-    parser.add_argument("--noise-a", type=float, default=0.0, help="sigma of current noise (A)")
+    parser = emulator_parser(__doc__.splitlines()[0], "a", idle=0.5e-3, active=5e-3)
     parser.add_argument("--rate", type=int, default=4000, help="samples/s (Arc: 4000)")
     parser.add_argument("--username", help="require this login (and a license reservation)")
     parser.add_argument("--password", default="")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop-answering-after", type=float, metavar="S")
-    parser.add_argument("--garbage-every", type=int, default=0, metavar="N")
     parser.add_argument("--devices", type=int, default=1, help="0: no instrument connected")
     return parser.parse_args(argv)
 
@@ -310,14 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     server = TcpServer(Server(parse_args(argv)))
     host, port = server.server_address[:2]
-    print(f"{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        server.server_close()
-    return 0
+    return serve_tcp(server, f"{host}:{port}")
 
 
 if __name__ == "__main__":

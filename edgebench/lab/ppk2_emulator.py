@@ -25,8 +25,6 @@ import os
 import sys
 import threading
 import time
-import tty
-from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +39,8 @@ from ..meters.ppk2 import (
     Calibration,
     encode,
 )
-from .activity_signals import ActivitySignals
+from .emulator_serving import emulator_parser, serve_pty
+from .power_model import ActivityTimeline, PowerModel
 
 #: Argument bytes after each opcode (others take none).
 ARGUMENTS = {OP_REGULATOR_SET: 2, OP_DEVICE_RUNNING_SET: 1, OP_SET_POWER_MODE: 1}
@@ -58,7 +57,6 @@ METADATA = {
 }  # fmt: skip
 ADC_CEILING = 16000
 LAG_S = 0.02
-TICK_S = 0.01
 PERIOD_NS = 1e9 / SAMPLE_RATE_HZ
 
 
@@ -69,7 +67,9 @@ class Kit:
         self.fd = fd
         self.args = args
         self.rng = np.random.default_rng(args.seed)
-        self.signals = ActivitySignals(args.activity, args.idle_a, args.active_a)
+        # The model is in amps: the kit measures current.
+        self.model = PowerModel(args.idle_a, args.active_a, args.noise_a)
+        self.timeline = ActivityTimeline(args.activity, self.model)
         self.calibration = Calibration({k.upper(): float(v) for k, v in METADATA.items()})
         self.vdd_mv = 3300
         self.start_ns: int | None = None
@@ -77,6 +77,16 @@ class Kit:
         self.words = 0  # words written (for the garbage fault)
         self.silent = False
         self.lock = threading.Lock()
+
+    def take(self, data: bytes) -> bytes:
+        """Single-byte opcodes, each followed by its fixed number of argument bytes."""
+        while data:
+            need = ARGUMENTS.get(data[0], 0)
+            if len(data) < 1 + need:
+                break
+            self.command(data[0], data[1 : 1 + need])
+            data = data[1 + need :]
+        return data
 
     def command(self, opcode: int, argument: bytes) -> None:
         with self.lock:
@@ -88,7 +98,7 @@ class Kit:
             elif opcode == OP_REGULATOR_SET:
                 self.vdd_mv = argument[0] << 8 | argument[1]
             elif opcode == OP_AVERAGE_START:
-                self.signals.refresh()
+                self.timeline.refresh()
                 self.start_ns, self.sent = time.monotonic_ns(), 0
             elif opcode == OP_AVERAGE_STOP and self.start_ns is not None:
                 self._stream(time.monotonic_ns())
@@ -110,15 +120,13 @@ class Kit:
         count = int((until_ns - self.start_ns) / PERIOD_NS) - self.sent
         if count <= 0:
             return
-        self.signals.refresh()
+        self.timeline.refresh()
         first = self.sent
         edges = self.start_ns + np.round(np.arange(first, first + count + 1) * PERIOD_NS)
         edges = edges.astype(np.int64)
-        amps = self.signals.level.means(edges)
-        if self.args.noise_a > 0:
-            amps = amps + self.rng.normal(0.0, self.args.noise_a, count)
+        amps = self.model.reading(self.timeline.level.means(edges), self.rng)
         adc, ranges = self._quantize(np.maximum(amps, 0.0))
-        logic = (self.signals.pin.at(edges[:-1]) > 0.5).astype(np.int64)  # D0
+        logic = (self.timeline.pin.at(edges[:-1]) > 0.5).astype(np.int64)  # D0
         counter = np.arange(first, first + count)
         keep = np.ones(count, dtype=bool)
         if self.args.drop_samples_at is not None:
@@ -142,51 +150,15 @@ class Kit:
         return np.clip(adc, 0, 0x3FFF).astype(np.int64), ranges
 
 
-def _read_commands(master: int, kit: Kit) -> None:
-    buffer = b""
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            return
-        if not data:
-            return
-        buffer += data
-        while buffer:
-            need = ARGUMENTS.get(buffer[0], 0)
-            if len(buffer) < 1 + need:
-                break
-            kit.command(buffer[0], buffer[1 : 1 + need])
-            buffer = buffer[1 + need :]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--activity", type=Path, help="virtual device activity file (JSON lines)")
-    parser.add_argument("--idle-a", type=float, default=0.5e-3, help="idle current (A)")
-    parser.add_argument("--active-a", type=float, default=5e-3, help="active current (A)")
-    parser.add_argument("--noise-a", type=float, default=0.0, help="sigma of current noise (A)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stop-streaming-after", type=float, metavar="S")
-    parser.add_argument("--garbage-every", type=int, default=0, metavar="N")
-    parser.add_argument("--drop-samples-at", type=float, metavar="S")
-    parser.add_argument("--drop-count", type=int, default=1000)
+    description = __doc__.splitlines()[0]
+    parser = emulator_parser(description, "a", idle=0.5e-3, active=5e-3, drop_count=1000)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    kit = Kit(master, args)
-    print(os.ttyname(slave), flush=True)
-    threading.Thread(target=_read_commands, args=(master, kit), daemon=True).start()
-    try:
-        while True:
-            time.sleep(TICK_S)
-            kit.tick()
-    except KeyboardInterrupt:
-        return 0
+    return serve_pty(lambda fd: Kit(fd, args))
 
 
 if __name__ == "__main__":

@@ -34,10 +34,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
+from .emulator_serving import emulator_parser, serve_tcp
 from .power_model import ActivityTimeline, PowerModel
 
 HELLO_REPLY = "Hello, PTDaemon here!"
@@ -322,20 +322,14 @@ class PtdServer(socketserver.ThreadingTCPServer):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = emulator_parser(__doc__.splitlines()[0], "w", idle=2.0, active=5.0)
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 = any free port)")
-    parser.add_argument("--activity", type=Path, help="virtual device activity file (JSON lines)")
-    parser.add_argument("--idle-w", type=float, default=2.0)
-    parser.add_argument("--active-w", type=float, default=5.0)
-    parser.add_argument("--noise-w", type=float, default=0.0, help="sigma of reading noise")
     parser.add_argument("--resolution-w", type=float, default=0.001, help="display resolution")
     parser.add_argument("--volts", type=float, default=230.0, help="line voltage (rms)")
     parser.add_argument("--pf", type=float, default=0.9, help="power factor of the load")
     parser.add_argument("--clock-offset-s", type=float, default=0.0, help="PTD host clock error")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stop-answering-after", type=float, metavar="S")
     parser.add_argument("--drop-after", type=float, metavar="S")
-    parser.add_argument("--garbage-every", type=int, default=0, metavar="N")
     return parser.parse_args(argv)
 
 
@@ -359,14 +353,7 @@ def build_server(args: argparse.Namespace) -> PtdServer:
 
 def main(argv: list[str] | None = None) -> int:
     server = build_server(parse_args(argv))
-    print(server.port, flush=True)
-    try:
-        server.serve_forever(poll_interval=0.1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_tcp(server, str(server.port))
 
 
 if __name__ == "__main__":

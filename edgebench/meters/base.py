@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace
 
 PHASES = ("ranging", "testing")
@@ -59,10 +60,56 @@ class Meter(ABC):
     #: What the driver has been tested against, shown by `edgebench meters`: "emulator",
     #: "recorded file", "hardware" (say which), or "nothing yet". Honest, never aspirational.
     tested_against: ClassVar[str] = "nothing yet"
+    #: The lab stand-in (`python -m <module>`, edgebench.lab) that a profile's `emulator:`
+    #: mapping starts in place of the hardware; None for drivers without one. Such drivers
+    #: accept the `emulator` profile key.
+    emulator_module: ClassVar[str | None] = None
 
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile
         self.name = str(profile.get("name", self.driver))
+        self._emulator: EmulatorProcess | None = None
+
+    def _start_emulator(self) -> str | None:
+        """Start the stand-in the profile's `emulator:` mapping configures and return where it
+        listens (None when the profile names real hardware). One way for every emulated
+        driver, so a stand-in that does not come up reads the same whichever meter it is."""
+        options = self.profile.get("emulator")
+        if options is None or self.emulator_module is None:
+            return None
+        try:
+            self._emulator = EmulatorProcess(self.emulator_module, emulator_args(options))
+        except EmulatorError as error:
+            raise MeterError(f"meter {self.name}: {error}") from None
+        return self._emulator.address
+
+    def _stop_emulator(self) -> None:
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+
+    def _emulated_note(self, what: str) -> list[str]:
+        """The describe() note that `what` is emulated, when it is (results must not pass an
+        emulator off as hardware)."""
+        if self._emulator is None:
+            return []
+        return [f"emulated {what} ({self.emulator_module}), not hardware"]
+
+    def _require(self, key: str, value: object, ok: bool, expected: str) -> None:
+        """Refuse a profile value the instrument cannot take, worded alike for every driver:
+        the profile, the key, the value, then `expected` (" outside 1.8..3.3 V", "; use
+        dyn or stat"). Profile validation has checked the type already; this is the range."""
+        if not ok:
+            raise MeterError(f"meter profile {self.name}: {key} {value!r}{expected}")
+
+    def _refuse(self, problem: str) -> MeterError:
+        """The one wording of a call in the wrong state: "meter X is not open; ..."."""
+        fixes = {
+            "not open": "call open() first",
+            "already recording": "stop() it first",
+            "not recording": "call start() first",
+        }
+        return MeterError(f"meter {self.name} is {problem}; {fixes[problem]}")
 
     @abstractmethod
     def open(self) -> None:

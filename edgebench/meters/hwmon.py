@@ -35,7 +35,6 @@ import json
 import selectors
 import subprocess
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -46,6 +45,7 @@ import numpy as np
 from ..metrics.clock_mapping import ClockAnchor, ClockChannel, ClockError
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from .base import Meter, MeterError, MeterInfo
+from .recording import Recording
 from .registry import register
 
 SYSFS_ROOT = "/sys/class/hwmon"
@@ -304,7 +304,6 @@ class HwmonMeter(Meter):
         "device": str,
         "python": str,
         "timeout_s": (int, float),
-        "accuracy": dict,
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -315,8 +314,7 @@ class HwmonMeter(Meter):
         self.rate_hz = float(profile.get("rate_hz", DEFAULT_RATE_HZ))
         self.device = profile.get("device")
         self.timeout_s = float(profile.get("timeout_s", 5.0))
-        if not 0 < self.rate_hz <= 10000:
-            raise MeterError(f"meter {self.name}: rate_hz {self.rate_hz:g} not in (0, 10000]")
+        self._require("rate_hz", self.rate_hz, 0 < self.rate_hz <= 10000, " not in (0, 10000]")
         self._link: _Link | None = None
         self._chip: dict[str, Any] | None = None
         self.rails: list[_Rail] = []
@@ -435,9 +433,9 @@ class HwmonMeter(Meter):
     # -- recording -------------------------------------------------------------------------
     def start(self, directory: Path, phase: str = "testing") -> None:
         if self._link is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         if self._recording is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         assert self._anchor is not None
         writer = PowerTraceWriter(
             Path(directory),
@@ -446,7 +444,8 @@ class HwmonMeter(Meter):
             clock="monotonic",
             clock_uncertainty_s=self._anchor.bound_ns / 1e9,
         )
-        self._recording = _Stream(writer, self._link, self.rails, self._anchor, self.rate_hz)
+        fix = f"check the sensor{' and the SSH link' if self.remote else ''}, then rerun"
+        self._recording = _Stream(writer, self._link, self.rails, self._anchor, self.rate_hz, fix)
         files = [f for rail in self.rails for f in rail.files]
         request = {"period_ns": round(1e9 / self.rate_hz), "files": files}
         try:
@@ -458,7 +457,7 @@ class HwmonMeter(Meter):
     def stop(self) -> PowerTrace:
         stream = self._recording
         if stream is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         self._recording = None
         if stream.failure is None:
             try:
@@ -466,20 +465,14 @@ class HwmonMeter(Meter):
                 self._link.write(b"stop\n")
             except EOFError as error:
                 stream.fail(str(error))
-            stream.join(self.timeout_s)
-        if stream.failure is not None:
-            raise MeterError(
-                f"{stream.failure} mid-run; the samples so far are kept in "
-                f"{stream.writer.directory} (status stopped); check the sensor"
-                f"{' and the SSH link' if self.remote else ''}, then rerun"
-            )
-        if self.remote:
+            stream.await_end(self.timeout_s)
+        if stream.failure is None and self.remote:
             try:
                 stream.writer.meta["clock_uncertainty_s"] = self._drift_bound(stream)
             except (ClockError, TimeoutError, EOFError) as error:
                 stream.fail(f"clock re-measurement failed ({error})")
                 raise MeterError(f"{stream.failure}; trace kept, status stopped") from None
-        return stream.writer.close("complete")
+        return stream.finish()
 
     def _drift_bound(self, stream: _Stream) -> float:
         """The bound on mapped times over the recording: the samples used the first offset;
@@ -529,8 +522,10 @@ def _channels(chip: dict[str, Any]) -> list[int]:
     return sorted(set(found))
 
 
-class _Stream:
+class _Stream(Recording):
     """One recording: sampler lines -> W samples on this host's monotonic clock."""
+
+    reader_name = "hwmon-reader"
 
     def __init__(
         self,
@@ -539,30 +534,28 @@ class _Stream:
         rails: list[_Rail],
         anchor: ClockAnchor,
         rate_hz: float,
+        fix: str,
     ) -> None:
-        self.writer = writer
+        super().__init__(writer, fix)
         self.link = link
         self.rails = rails
         self.offset_ns = anchor.offset_ns  # device - host
         self.period_ns = 1e9 / rate_hz
         self.width = sum(len(r.files) for r in rails)
-        self.failure: str | None = None
         self.max_read_ns = 0
         self.garbage = 0
         self._next_tick = 0
         self._times: list[float] = []
         self._values: list[float] = []
         self._last_flush = time.monotonic()
-        self._lock = threading.RLock()  # the reader thread and close() may both end it
-        self._thread = threading.Thread(target=self._run, name="hwmon-reader", daemon=True)
 
     def begin(self) -> None:
         if self.failure is None:
-            self._thread.start()
+            super().begin()
 
-    def join(self, timeout_s: float) -> None:
-        self._thread.join(timeout_s + 1.0)
-        if self._thread.is_alive():
+    def await_end(self, timeout_s: float) -> None:
+        """Wait for the sampler's `end` after `stop`; one that never comes fails the run."""
+        if not self.halt(timeout_s + 1.0):
             self.fail(f"{self.link.where} did not confirm stop within {timeout_s:g} s")
 
     def _run(self) -> None:
@@ -635,13 +628,3 @@ class _Stream:
                     self.writer.meta["clock_uncertainty_s"] = stated
             self._times, self._values = [], []
             self._last_flush = time.monotonic()
-
-    def fail(self, why: str) -> None:
-        with self._lock:
-            if self.failure is not None:
-                return
-            self._flush()
-            self.failure = why
-            if not self.writer.closed:
-                self.writer.event(self.writer.last_time or 0.0, "gap", why)
-                self.writer.close(f"stopped: {why}")

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from .base import Meter, MeterError, MeterInfo
+from .recording import Recording
 from .registry import register
 
 INSTALL_HINT = "pip install pyjoulescope_driver  (or: pip install 'edgebench[joulescope]')"
@@ -49,24 +50,22 @@ GPI_TOPIC = re.compile(r"s/gpi/(\d)/!data$")
 WATCHDOG_S = 0.25
 
 
-class JoulescopeStream:
+class JoulescopeStream(Recording):
     """Joulescope signal blocks -> one PowerTrace (thread-safe: callbacks arrive on the
     driver's thread, the watchdog and stop() on others)."""
 
     def __init__(self, writer: PowerTraceWriter, mark_input: int | None = 0) -> None:
-        self.writer = writer
+        super().__init__(writer, "check the USB link and rerun")
         self.kind = writer.kind  # "current_voltage" (current + voltage) or "power"
         self.mark_signal = None if mark_input is None else f"gpi[{mark_input}]"
         self.rate: float | None = None
         self.origin: int | None = None  # sample index of meter time 0
-        self.failure: str | None = None
         self.last_data = time.monotonic()
         self.missing = 0
         # Per analog signal: (index of its first held sample, samples not yet paired).
         self._pending: dict[str, tuple[int, np.ndarray]] = {}
         self._next: dict[str, int] = {}
         self._level: int | None = None
-        self._lock = threading.RLock()
 
     # -- input -----------------------------------------------------------------------------
     def take(self, signal: str, index: int, rate: float, data: np.ndarray) -> None:
@@ -166,24 +165,6 @@ class JoulescopeStream:
                 self.fail(f"Joulescope stopped streaming ({timeout_s:g} s without data)")
             return self.failure is None
 
-    def fail(self, why: str) -> None:
-        with self._lock:
-            if self.failure is not None:
-                return
-            self.failure = why
-            if not self.writer.closed:
-                self.writer.event(self.writer.last_time or 0.0, "gap", why)
-                self.writer.close(f"stopped: {why}")
-
-    def finish(self) -> PowerTrace:
-        with self._lock:
-            if self.failure is not None:
-                raise MeterError(
-                    f"{self.failure} mid-run; the samples so far are kept in "
-                    f"{self.writer.directory} (status stopped); check the USB link and rerun"
-                )
-            return self.writer.close("complete")
-
 
 class LiveFeed:
     """pyjoulescope_driver's subscriber callback: (topic, message) -> JoulescopeStream."""
@@ -230,7 +211,6 @@ class JoulescopeMeter(Meter):
         "sample_rate": (int, float),
         "mark_input": (int, type(None)),
         "timeout_s": (int, float),
-        "accuracy": dict,
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -238,8 +218,8 @@ class JoulescopeMeter(Meter):
         self.mark_input = profile.get("mark_input", 0)
         self.sample_rate = float(profile.get("sample_rate", 1_000_000))
         self.timeout_s = float(profile.get("timeout_s", 2.0))
-        if self.mark_input is not None and not 0 <= self.mark_input <= 3:
-            raise MeterError(f"meter profile {self.name}: mark_input {self.mark_input} not 0..3")
+        marks_ok = self.mark_input is None or 0 <= self.mark_input <= 3
+        self._require("mark_input", self.mark_input, marks_ok, " not 0..3 (or null)")
         self._driver: Any = None
         self.path: str | None = None
         self._stream: JoulescopeStream | None = None
@@ -297,9 +277,9 @@ class JoulescopeMeter(Meter):
 
     def start(self, directory: Path, phase: str = "testing") -> None:
         if self._driver is None or self.path is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         if self._stream is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         writer = PowerTraceWriter(
             Path(directory),
             "current_voltage",
@@ -330,7 +310,7 @@ class JoulescopeMeter(Meter):
     def stop(self) -> PowerTrace:
         stream = self._stream
         if stream is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         self._stream = None
         self._unsubscribe()
         return stream.finish()

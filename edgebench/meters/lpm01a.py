@@ -34,10 +34,11 @@ from typing import Any, ClassVar
 import numpy as np
 import serial
 
-from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from .base import Meter, MeterError, MeterInfo
+from .recording import Recording
 from .registry import register
+from .serial_port import open_serial_port
 
 BAUD = 3686400
 FREQUENCIES = {"10k": 10000, "5k": 5000, "2k": 2000, "1k": 1000, "500": 500, "200": 200,
@@ -59,6 +60,7 @@ BATCH_S = 0.2
 @register
 class Lpm01aMeter(Meter):
     driver = "lpm01a"
+    emulator_module = "edgebench.lab.lpm01a_emulator"
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "port": str,
         "baud": int,
@@ -67,8 +69,6 @@ class Lpm01aMeter(Meter):
         "output": str,
         "acqmode": str,
         "timeout_s": (int, float),
-        "accuracy": dict,
-        "emulator": (dict, type(None)),
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -80,19 +80,15 @@ class Lpm01aMeter(Meter):
         self.output = str(profile.get("output", "energy"))
         self.acqmode = str(profile.get("acqmode", "dyn"))
         self.timeout_s = float(profile.get("timeout_s", 3.0))
-        where = f"meter profile {self.name}"
-        if not 1.8 <= self.voltage <= 3.3:
-            raise MeterError(f"{where}: voltage {self.voltage} V outside 1.8..3.3 V")
-        if self.freq_name not in FREQUENCIES:
-            raise MeterError(
-                f"{where}: freq {self.freq_name!r}; use one of {', '.join(FREQUENCIES)}"
-            )
-        if self.output not in ("energy", "current"):
-            raise MeterError(f"{where}: output {self.output!r}; use energy or current")
-        if self.acqmode not in RANGES:
-            raise MeterError(f"{where}: acqmode {self.acqmode!r}; use dyn or stat")
+        self._require("voltage", self.voltage, 1.8 <= self.voltage <= 3.3, " outside 1.8..3.3 V")
+        frequencies = ", ".join(FREQUENCIES)
+        self._require(
+            "freq", self.freq_name, self.freq_name in FREQUENCIES, f"; use one of {frequencies}"
+        )
+        outputs = ("energy", "current")
+        self._require("output", self.output, self.output in outputs, "; use energy or current")
+        self._require("acqmode", self.acqmode, self.acqmode in RANGES, "; use dyn or stat")
         self.freq = FREQUENCIES[self.freq_name]
-        self._emulator: EmulatorProcess | None = None
         self._serial: serial.Serial | None = None
         self._replies: queue.Queue[str] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -106,31 +102,23 @@ class Lpm01aMeter(Meter):
     def open(self) -> None:
         if self._serial is not None:
             return
-        if self.profile.get("emulator") is not None:
-            try:
-                self._emulator = EmulatorProcess(
-                    "edgebench.lab.lpm01a_emulator", emulator_args(self.profile["emulator"])
-                )
-            except EmulatorError as error:
-                raise MeterError(f"meter {self.name}: {error}") from None
-            self.port = self._emulator.address
-        if not self.port:
-            raise MeterError(
-                f"meter profile {self.name} names no serial port; set port: /dev/ttyACM0 "
-                "(the LPM01A enumerates as USB CDC 0483:5740)"
+        self.port = self._start_emulator() or self.port
+        try:
+            self._serial = open_serial_port(
+                self.name,
+                self.port,
+                "LPM01A",
+                port_hint="/dev/ttyACM0 (the LPM01A enumerates as USB CDC 0483:5740)",
+                fix="check the USB cable and the port name (ls /dev/ttyACM*), and that you may "
+                "use it (dialout group)",
+                baud=self.baud,
+                timeout_s=0.1,
             )
-        try:
-            self._serial = serial.Serial(self.port, self.baud, timeout=0.1)
-        except (serial.SerialException, OSError) as error:
-            self._stop_emulator()
-            raise MeterError(
-                f"cannot open LPM01A at {self.port} ({error}); check the USB cable and the "
-                "port name (ls /dev/ttyACM*), and that you may use it (dialout group)"
-            ) from None
-        self._closing.clear()
-        self._reader = threading.Thread(target=self._read_loop, name="lpm01a-reader", daemon=True)
-        self._reader.start()
-        try:
+            self._closing.clear()
+            self._reader = threading.Thread(
+                target=self._read_loop, name="lpm01a-reader", daemon=True
+            )
+            self._reader.start()
             self._configure()
         except MeterError:
             self.close()
@@ -166,7 +154,7 @@ class Lpm01aMeter(Meter):
     def command(self, line: str) -> str:
         """Send one command; its ack value ('' if none), or MeterError with the board's why."""
         if self._serial is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         while not self._replies.empty():
             self._replies.get_nowait()
         self._serial.write(line.encode("ascii") + b"\r\n")
@@ -251,20 +239,14 @@ class Lpm01aMeter(Meter):
             self._serial = None
         self._stop_emulator()
 
-    def _stop_emulator(self) -> None:
-        if self._emulator is not None:
-            self._emulator.stop()
-            self._emulator = None
-
     # -- description -----------------------------------------------------------------------
     def describe(self) -> MeterInfo:
         notes = [
             f"PowerShield firmware {self._version}" if self._version else "",
             f"output {self.output} at {self.voltage:g} V",
             "marks: D7 falling edges (eventsrc d7 fal) in the meter's own sample count",
+            *self._emulated_note("board"),
         ]
-        if self._emulator is not None:
-            notes.append("emulated board (edgebench.lab.lpm01a_emulator), not hardware")
         return MeterInfo(
             driver=self.driver,
             model="ST X-NUCLEO-LPM01A",
@@ -281,7 +263,7 @@ class Lpm01aMeter(Meter):
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Power the device and acquire; `phase` is ignored (no ranging on this meter)."""
         if self._recording is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         self.command("pwr on")
         kind = "energy" if self.output == "energy" else "current_voltage"
         writer = PowerTraceWriter(
@@ -306,7 +288,7 @@ class Lpm01aMeter(Meter):
     def stop(self) -> PowerTrace:
         stream = self._recording
         if stream is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         if stream.failure is None:
             try:
                 self.command("stop")
@@ -315,11 +297,6 @@ class Lpm01aMeter(Meter):
                 self._fail_stream(str(error))
         with self._lock:
             self._recording = None
-        if stream.failure is not None:
-            raise MeterError(
-                f"{stream.failure} mid-run; the samples so far are kept in "
-                f"{stream.writer.directory} (status stopped); check the USB link and rerun"
-            )
         return stream.finish()
 
     def _await_completion(self) -> None:
@@ -333,23 +310,22 @@ class Lpm01aMeter(Meter):
         raise MeterError(f"LPM01A at {self.port} never reported 'Acquisition completed'")
 
 
-class _Stream:
-    """One acquisition's data lines -> trace, in the meter's clock (samples / rate)."""
+class _Stream(Recording):
+    """One acquisition's data lines -> trace, in the meter's clock (samples / rate). The
+    meter's own reader thread feeds it (it also carries the command replies)."""
 
     def __init__(self, writer: PowerTraceWriter, freq: int, voltage: float | None) -> None:
-        self.writer = writer
+        super().__init__(writer, "check the USB link and rerun")
         self.freq = freq
         self.period = 1.0 / freq
         self.voltage = voltage  # set for current output: trace columns (A, V)
         self.index = 0  # samples (periods) since start, including dropped ones
         self.streaming = False
-        self.failure: str | None = None
         self._pending: list[float] = []
         self._pending_start = 0
         self._last_flush = time.monotonic()
         self._next_event = 0
         self._error: str | None = None
-        self._lock = threading.RLock()  # the reader thread and stop() both flush
 
     @property
     def now(self) -> float:
@@ -400,7 +376,7 @@ class _Stream:
     def _check_count(self, stamp_s: float) -> None:
         expected = round(stamp_s * self.freq)
         if expected != self.index:
-            self.flush()
+            self._flush()
             self.writer.event(
                 self.now,
                 "gap",
@@ -412,14 +388,11 @@ class _Stream:
     def flush_due(self) -> None:
         with self._lock:
             if self.failure is None and time.monotonic() - self._last_flush >= BATCH_S:
-                self.flush()
-
-    def flush(self) -> None:
-        with self._lock:
-            if self._pending and not self.writer.closed:
                 self._flush()
 
     def _flush(self) -> None:
+        if not self._pending or self.writer.closed:
+            return
         values = np.asarray(self._pending, dtype=np.float64)
         if self.voltage is not None:
             values = np.column_stack([values, np.full(len(values), self.voltage)])
@@ -428,16 +401,5 @@ class _Stream:
         self._pending = []
         self._last_flush = time.monotonic()
 
-    def fail(self, why: str) -> None:
-        with self._lock:
-            if self.failure is not None:
-                return
-            self.flush()
-            self.failure = why
-            self.writer.event(self.now, "gap", why)
-            self.writer.close(f"stopped: {why}")
-
-    def finish(self) -> PowerTrace:
-        with self._lock:
-            self.flush()
-            return self.writer.close("complete")
+    def _failure_time(self) -> float:
+        return self.now

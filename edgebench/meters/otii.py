@@ -32,16 +32,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from .base import Meter, MeterError, MeterInfo
+from .line_socket import LineSocket
+from .recording import Recording
 from .registry import register
 
 DEFAULT_PORT = 1905
@@ -53,41 +53,23 @@ MARK_INPUTS = ("i1", "i2")
 ARC_RATE_HZ = 4000.0
 
 
-class _Connection:
+class _Connection(LineSocket):
     """Request/answer over the server's JSON lines; thread-safe (one request at a time)."""
 
     def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.where = f"Otii server at {host}:{port}"
-        self.timeout_s = timeout_s
+        fix = "start the Otii 3 app with its TCP server on (or otii_server), and check host/port"
+        super().__init__(
+            host, port, timeout_s, f"Otii server at {host}:{port}", unreachable_fix=fix
+        )
         self._lock = threading.Lock()
-        self._buffer = b""
         self._next_id = 0
-        try:
-            self.sock = socket.create_connection((host, port), timeout=timeout_s)
-        except OSError as error:
-            raise MeterError(
-                f"cannot reach the {self.where} ({error.strerror or error}); start the Otii 3 "
-                "app with its TCP server on (or otii_server), and check host/port"
-            ) from None
         greeting = self._message()
         if greeting.get("type") != "information":
             raise MeterError(f"{self.where} greeted with {greeting!r}; is it an Otii server?")
 
     def _message(self) -> dict[str, Any]:
         """The next message from the server; MeterError on silence or a closed socket."""
-        while b"\r\n" not in self._buffer:
-            try:
-                data = self.sock.recv(1 << 20)
-            except TimeoutError:
-                raise MeterError(
-                    f"{self.where} did not answer within {self.timeout_s:g} s"
-                ) from None
-            except OSError as error:
-                raise MeterError(f"{self.where}: connection lost ({error})") from None
-            if not data:
-                raise MeterError(f"{self.where} closed the connection")
-            self._buffer += data
-        line, _, self._buffer = self._buffer.partition(b"\r\n")
+        line = self.read_line()
         try:
             message = json.loads(line)
         except ValueError:
@@ -102,10 +84,7 @@ class _Connection:
             self._next_id += 1
             trans_id = str(self._next_id)
             message = {"type": "request", "cmd": cmd, "data": data, "trans_id": trans_id}
-            try:
-                self.sock.sendall((json.dumps(message) + "\r\n").encode())
-            except OSError as error:
-                raise MeterError(f"{self.where}: connection lost ({error})") from None
+            self.send_line(json.dumps(message))
             while True:
                 answer = self._message()
                 kind = answer.get("type")
@@ -118,16 +97,13 @@ class _Connection:
                     )
                 return answer.get("data") or {}
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
 
 @register
 class OtiiMeter(Meter):
     """Qoitech Otii Arc/Ace via the Otii 3 TCP server (current x voltage, GPI marks)."""
 
     driver = "otii"
+    emulator_module = "edgebench.lab.otii_emulator"
     tested_against = "emulator (edgebench.lab.otii_emulator on loopback TCP)"
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "host": str,
@@ -138,8 +114,6 @@ class OtiiMeter(Meter):
         "voltage": (int, float),
         "mark_input": (str, type(None)),
         "timeout_s": (int, float),
-        "accuracy": dict,
-        "emulator": (dict, type(None)),
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -149,11 +123,8 @@ class OtiiMeter(Meter):
         self.voltage = float(profile.get("voltage", 3.3))
         self.mark_input = profile.get("mark_input", "i1")
         self.timeout_s = float(profile.get("timeout_s", 5.0))
-        if self.mark_input not in (*MARK_INPUTS, None):
-            raise MeterError(
-                f"meter profile {self.name}: mark_input {self.mark_input!r}; use i1, i2 or null"
-            )
-        self._emulator: EmulatorProcess | None = None
+        marks_ok = self.mark_input in (*MARK_INPUTS, None)
+        self._require("mark_input", self.mark_input, marks_ok, "; use i1, i2 or null")
         self._link: _Connection | None = None
         self._license: int | None = None
         self.device: dict[str, Any] = {}
@@ -165,14 +136,9 @@ class OtiiMeter(Meter):
     def open(self) -> None:
         if self._link is not None:
             return
-        if self.profile.get("emulator") is not None:
-            try:
-                self._emulator = EmulatorProcess(
-                    "edgebench.lab.otii_emulator", emulator_args(self.profile["emulator"])
-                )
-            except EmulatorError as error:
-                raise MeterError(f"meter {self.name}: {error}") from None
-            self.host, _, port = self._emulator.address.rpartition(":")
+        address = self._start_emulator()
+        if address is not None:
+            self.host, _, port = address.rpartition(":")
             self.port = int(port)
         try:
             self._link = _Connection(self.host, self.port, self.timeout_s)
@@ -243,7 +209,7 @@ class OtiiMeter(Meter):
 
     def close(self) -> None:
         if self._recording is not None:
-            self._recording.halt()
+            self._recording.halt(self.timeout_s + 5.0)
             self._recording.fail("meter closed while recording")
             self._recording = None
         if self._link is not None:
@@ -257,17 +223,14 @@ class OtiiMeter(Meter):
                     self._link.request("otii_logout")
             self._link.close()
             self._link = None
-        if self._emulator is not None:
-            self._emulator.stop()
-            self._emulator = None
+        self._stop_emulator()
 
     # -- description -----------------------------------------------------------------------
     def describe(self) -> MeterInfo:
         notes = [f"main output at {self.voltage:g} V"]
         if self.mark_input:
             notes.append(f"marks: GPI {self.mark_input} level changes in the recording's time")
-        if self._emulator is not None:
-            notes.append("emulated Otii server and Arc (edgebench.lab.otii_emulator)")
+        notes += self._emulated_note("Otii server and Arc")
         return MeterInfo(
             driver=self.driver,
             model=f"Qoitech Otii {self.device.get('type', 'Arc/Ace')}",
@@ -283,9 +246,9 @@ class OtiiMeter(Meter):
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Start an Otii recording and stream it into a trace; `phase` is ignored."""
         if self._link is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         if self._recording is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         self._link.request("project_start_recording", project_id=self.project)
         last = self._link.request("project_get_last_recording", project_id=self.project)
         writer = PowerTraceWriter(
@@ -303,26 +266,24 @@ class OtiiMeter(Meter):
     def stop(self) -> PowerTrace:
         stream = self._recording
         if stream is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         self._recording = None
-        stream.halt()
+        stream.halt(self.timeout_s + 5.0)
         if stream.failure is None:
             try:
                 assert self._link is not None
                 self._link.request("project_stop_recording", project_id=self.project)
-                stream.fetch()
+                stream.poll()
             except MeterError as error:
                 stream.fail(str(error))
-        if stream.failure is not None:
-            raise MeterError(
-                f"{stream.failure} mid-run; the samples so far are kept in "
-                f"{stream.writer.directory} (status stopped); check the Otii app and rerun"
-            )
-        return stream.writer.close("complete")
+        return stream.finish()
 
 
-class _Stream:
+class _Stream(Recording):
     """One Otii recording fetched as it grows: mc x mv samples, GPI marks."""
+
+    reader_name = "otii-reader"
+    poll_s = POLL_S
 
     def __init__(
         self,
@@ -332,7 +293,7 @@ class _Stream:
         recording_id: int,
         mark_input: str | None,
     ) -> None:
-        self.writer = writer
+        super().__init__(writer, "check the Otii app and rerun")
         self.link = link
         self.ids = {"device_id": device_id, "recording_id": recording_id}
         self.mark_input = mark_input
@@ -340,27 +301,8 @@ class _Stream:
         self.fetched = 0  # analog samples fetched (both channels)
         self.marks_seen = 0
         self.level: bool | None = None
-        self.failure: str | None = None
-        self._halt = threading.Event()
-        self._lock = threading.RLock()
-        self._thread = threading.Thread(target=self._run, name="otii-reader", daemon=True)
 
-    def begin(self) -> None:
-        self._thread.start()
-
-    def halt(self) -> None:
-        self._halt.set()
-        self._thread.join(self.link.timeout_s + 5.0)
-
-    def _run(self) -> None:
-        while not self._halt.wait(POLL_S):
-            try:
-                self.fetch()
-            except MeterError as error:
-                self.fail(str(error))
-                return
-
-    def fetch(self) -> None:
+    def poll(self) -> None:
         """Everything the server holds beyond what was fetched."""
         with self._lock:
             if self.failure is not None:
@@ -426,15 +368,6 @@ class _Stream:
                 self.writer.mark(float(entry["timestamp"]), "timestamp", edge)
             self.level = level
         self.marks_seen = total
-
-    def fail(self, why: str) -> None:
-        with self._lock:
-            if self.failure is not None:
-                return
-            self.failure = why
-            if not self.writer.closed:
-                self.writer.event(self.writer.last_time or 0.0, "gap", why)
-                self.writer.close(f"stopped: {why}")
 
 
 def _numbers(values: list[Any]) -> np.ndarray:

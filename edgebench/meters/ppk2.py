@@ -38,7 +38,6 @@ pulled low) become "timestamp" marks at the boundary before the first sample at 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +46,11 @@ from typing import Any, ClassVar
 import numpy as np
 import serial
 
-from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from .base import Meter, MeterError, MeterInfo
+from .recording import Recording
 from .registry import register
+from .serial_port import open_serial_port
 
 SAMPLE_RATE_HZ = 100_000
 PERIOD_S = 1.0 / SAMPLE_RATE_HZ
@@ -145,6 +145,7 @@ class Ppk2Meter(Meter):
     """Nordic Power Profiler Kit II (100 kS/s, D0-D7 logic inputs) over USB serial."""
 
     driver = "ppk2"
+    emulator_module = "edgebench.lab.ppk2_emulator"
     tested_against = "emulator (edgebench.lab.ppk2_emulator on a pty)"
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "port": str,
@@ -154,8 +155,6 @@ class Ppk2Meter(Meter):
         "mark_input": int,
         "spike_filter": bool,
         "timeout_s": (int, float),
-        "accuracy": dict,
-        "emulator": (dict, type(None)),
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -166,15 +165,13 @@ class Ppk2Meter(Meter):
         self.dut_power = bool(profile.get("dut_power", True))
         self.mark_input = int(profile.get("mark_input", 0))
         self.timeout_s = float(profile.get("timeout_s", 2.0))
-        where = f"meter profile {self.name}"
-        if self.mode not in ("source", "ampere"):
-            raise MeterError(f"{where}: mode {self.mode!r}; use source or ampere")
+        modes = ("source", "ampere")
+        self._require("mode", self.mode, self.mode in modes, "; use source or ampere")
         low, high = VOLTAGE_MV
-        if not low <= round(self.voltage * 1000) <= high:
-            raise MeterError(f"{where}: voltage {self.voltage:g} V outside 0.8..5 V")
-        if not 0 <= self.mark_input <= 7:
-            raise MeterError(f"{where}: mark_input {self.mark_input} is not a logic input 0..7")
-        self._emulator: EmulatorProcess | None = None
+        volts_ok = low <= round(self.voltage * 1000) <= high
+        self._require("voltage", self.voltage, volts_ok, " outside 0.8..5 V")
+        marks_ok = 0 <= self.mark_input <= 7
+        self._require("mark_input", self.mark_input, marks_ok, " is not a logic input 0..7")
         self._serial: serial.Serial | None = None
         self.calibration: Calibration | None = None
         self._recording: _Stream | None = None
@@ -183,28 +180,18 @@ class Ppk2Meter(Meter):
     def open(self) -> None:
         if self._serial is not None:
             return
-        if self.profile.get("emulator") is not None:
-            try:
-                self._emulator = EmulatorProcess(
-                    "edgebench.lab.ppk2_emulator", emulator_args(self.profile["emulator"])
-                )
-            except EmulatorError as error:
-                raise MeterError(f"meter {self.name}: {error}") from None
-            self.port = self._emulator.address
-        if not self.port:
-            raise MeterError(
-                f"meter profile {self.name} names no serial port; set port: (the PPK2's "
-                "data port, e.g. /dev/serial/by-id/usb-Nordic_Semiconductor_PPK2_*-if01)"
+        self.port = self._start_emulator() or self.port
+        try:
+            self._serial = open_serial_port(
+                self.name,
+                self.port,
+                "PPK2",
+                port_hint="(the PPK2's data port, e.g. "
+                "/dev/serial/by-id/usb-Nordic_Semiconductor_PPK2_*-if01)",
+                fix="check the USB cable (the data port, not the power-only one), the port "
+                "name, and the dialout group",
+                timeout_s=0.05,
             )
-        try:
-            self._serial = serial.Serial(self.port, timeout=0.05)
-        except (serial.SerialException, OSError) as error:
-            self._stop_emulator()
-            raise MeterError(
-                f"cannot open PPK2 at {self.port} ({error}); check the USB cable (the data "
-                "port, not the power-only one), the port name, and the dialout group"
-            ) from None
-        try:
             self.calibration = self._read_metadata()
             self._send(OP_SET_POWER_MODE, MODE_SOURCE if self.mode == "source" else MODE_AMPERE)
             mv = round(self.voltage * 1000)
@@ -245,8 +232,7 @@ class Ppk2Meter(Meter):
             with contextlib.suppress(MeterError):  # a dead kit cannot be stopped; close anyway
                 self._send(OP_AVERAGE_STOP)
         if self._recording is not None:
-            self._recording.finish()
-            self._recording.join()
+            self._recording.halt(self.timeout_s + 5.0)
             self._recording.fail("meter closed while recording")
             self._recording = None
         if self._serial is not None:
@@ -257,11 +243,6 @@ class Ppk2Meter(Meter):
             self._serial = None
         self._stop_emulator()
 
-    def _stop_emulator(self) -> None:
-        if self._emulator is not None:
-            self._emulator.stop()
-            self._emulator = None
-
     # -- description -----------------------------------------------------------------------
     def describe(self) -> MeterInfo:
         notes = [
@@ -270,8 +251,7 @@ class Ppk2Meter(Meter):
         ]
         if self.calibration is not None and "HW" in self.calibration.values:
             notes.append(f"hardware {self.calibration.values['HW']:g}")
-        if self._emulator is not None:
-            notes.append("emulated kit (edgebench.lab.ppk2_emulator), not hardware")
+        notes += self._emulated_note("kit")
         return MeterInfo(
             driver=self.driver,
             model="Nordic Power Profiler Kit II",
@@ -288,9 +268,9 @@ class Ppk2Meter(Meter):
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Stream into a trace; `phase` is ignored (the kit autoranges)."""
         if self._serial is None or self.calibration is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         if self._recording is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         writer = PowerTraceWriter(
             Path(directory),
             "current_voltage",
@@ -308,27 +288,25 @@ class Ppk2Meter(Meter):
     def stop(self) -> PowerTrace:
         stream = self._recording
         if stream is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         self._recording = None
         elapsed = None
         if stream.failure is None:
             with contextlib.suppress(MeterError):
                 self._send(OP_AVERAGE_STOP)
             elapsed = time.monotonic() - stream.host_start
-            stream.finish()
-        stream.join()
+        # Halting after AVERAGE_STOP: the reader takes what is still in flight until the
+        # stream falls quiet.
+        stream.halt(self.timeout_s + 5.0)
         if elapsed is not None:
             stream.check_count(elapsed)
-        if stream.failure is not None:
-            raise MeterError(
-                f"{stream.failure} mid-run; the samples so far are kept in "
-                f"{stream.writer.directory} (status stopped); check the USB link and rerun"
-            )
-        return stream.writer.close("complete")
+        return stream.finish()
 
 
-class _Stream:
+class _Stream(Recording):
     """One AVERAGE_START..STOP: words -> (A, V) samples, marks, gaps, in the kit's clock."""
+
+    reader_name = "ppk2-reader"
 
     def __init__(
         self,
@@ -338,7 +316,7 @@ class _Stream:
         meter: Ppk2Meter,
         timeout_s: float,
     ) -> None:
-        self.writer = writer
+        super().__init__(writer, "check the USB link and rerun")
         self.port = port
         self.calibration = calibration
         self.volts = meter.voltage
@@ -349,22 +327,8 @@ class _Stream:
         self.index = 0  # sample periods since start, lost ones included
         self.counter: int | None = None
         self.level: int | None = None
-        self.failure: str | None = None
         self.garbage = 0
         self._remainder = b""
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="ppk2-reader", daemon=True)
-
-    def begin(self) -> None:
-        self._thread.start()
-
-    def finish(self) -> None:
-        """AVERAGE_STOP was sent: read on until the stream falls quiet."""
-        self._stopping.set()
-
-    def join(self) -> None:
-        self._thread.join(self.timeout_s + 5.0)
 
     def check_count(self, elapsed_s: float) -> None:
         """Losses of 64 samples or more in one go are invisible to the 6-bit counter: compare
@@ -396,9 +360,9 @@ class _Stream:
             if pending and (now - last_flush >= BATCH_S or not data):
                 self._take(b"".join(pending))
                 pending, last_flush = [], now
-            if self._stopping.is_set() and quiet > 0.1:
+            if self._halt.is_set() and quiet > 0.1:
                 return
-            if not self._stopping.is_set() and quiet > self.timeout_s:
+            if not self._halt.is_set() and quiet > self.timeout_s:
                 self.fail(f"{self.where} stopped streaming ({self.timeout_s:g} s silent)")
                 return
 
@@ -455,11 +419,5 @@ class _Stream:
             self.writer.mark(float(positions[k]) * PERIOD_S, "timestamp", edge)
         self.level = int(levels[-1])
 
-    def fail(self, why: str) -> None:
-        with self._lock:
-            if self.failure is not None:
-                return
-            self.failure = why
-            if not self.writer.closed:
-                self.writer.event(self.index * PERIOD_S, "gap", why)
-                self.writer.close(f"stopped: {why}")
+    def _failure_time(self) -> float:
+        return self.index * PERIOD_S

@@ -12,9 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..devices.profiles import ProfileFile, _type_name, search_dirs
+from ..devices.profiles import (
+    ProfileFile,
+    check_keys,
+    find_profile_files,
+    read_profile,
+    search_dirs,
+)
 from .base import Meter, MeterError
 from .registry import meter_class
 
@@ -27,6 +31,9 @@ COMMON_KEYS: dict[str, type | tuple[type, ...]] = {
     "subtract_idle": bool,
     "clock_uncertainty_s": (int, float),
     "ranging": bool,
+    # The vendor's stated accuracy (MeterInfo.accuracy), where the driver knows none or the
+    # instrument's calibration certificate says better.
+    "accuracy": dict,
 }
 DEFAULTS: dict[str, Any] = {
     # Idle window recorded before the run: reported, subtracted only where the profile says.
@@ -51,12 +58,7 @@ def meter_dirs() -> list[Path]:
 
 
 def find_meter_profiles() -> dict[str, ProfileFile]:
-    found: dict[str, ProfileFile] = {}
-    for directory in meter_dirs():
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.yaml")):
-                found[path.stem] = ProfileFile(path.stem, path)
-    return found
+    return find_profile_files(meter_dirs())
 
 
 def validate(data: Any, path: Path) -> dict[str, Any]:
@@ -73,19 +75,9 @@ def validate(data: Any, path: Path) -> dict[str, Any]:
     except MeterError as error:
         raise MeterProfileError(f"{path}: {error}") from None
     allowed = {**COMMON_KEYS, **cls.profile_keys}
-    for key, value in data.items():
-        if key not in allowed:
-            raise MeterProfileError(
-                f"{path}: unknown key {key!r} for meter driver {driver!r} "
-                f"(allowed: {', '.join(sorted(allowed))})"
-            )
-        expected = allowed[key]
-        kinds = expected if isinstance(expected, tuple) else (expected,)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise MeterProfileError(
-                f"{path}: key {key!r} must be {_type_name(expected)}, "
-                f"got {type(value).__name__} {value!r}"
-            )
+    if cls.emulator_module is not None:
+        allowed["emulator"] = (dict, type(None))
+    check_keys(data, allowed, path, f"meter driver {driver!r}", MeterProfileError)
     profile = {**DEFAULTS, **data}
     profile.setdefault("name", path.stem)
     return profile
@@ -93,29 +85,11 @@ def validate(data: Any, path: Path) -> dict[str, Any]:
 
 def load_meter_profile(name_or_path: str) -> dict[str, Any]:
     """A meter profile by name (searched) or by path to a YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
-        path = candidate
-        if not path.is_file():
-            raise MeterProfileError(f"meter profile file {path} does not exist")
-    else:
-        profiles = find_meter_profiles()
-        if name_or_path not in profiles:
-            raise MeterProfileError(
-                f"unknown meter {name_or_path!r}; known: {', '.join(sorted(profiles)) or 'none'}"
-                f" (see `edgebench meters`; add a YAML file under {meter_dirs()[-1]})"
-            )
-        path = profiles[name_or_path].path
-    try:
-        with open(path) as handle:
-            data = yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise MeterProfileError(
-            f"{path}:{where} is not valid YAML ({error.__class__.__name__})"
-        ) from None
-    return validate(data or {}, path)
+    listing = f"see `edgebench meters`; add a YAML file under {meter_dirs()[-1]}"
+    found = find_meter_profiles()
+    return read_profile(
+        name_or_path, found, validate, MeterProfileError, what="meter", listing=listing
+    )
 
 
 def open_meter(name_or_path: str) -> Meter:

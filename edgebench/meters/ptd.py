@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -40,10 +39,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from . import mlcommons_power
 from .base import PHASES, Meter, MeterError, MeterInfo
+from .line_socket import LineSocket
+from .recording import Recording
 from .registry import register
 
 HELLO_REPLY = "Hello, PTDaemon here!"
@@ -58,51 +58,22 @@ WT310_ACCURACY = {"reading_pct": 0.1, "range_pct": 0.05}
 TIME_FORMAT = "%m-%d-%Y %H:%M:%S.%f"
 
 
-class _Lines:
-    """A line-oriented TCP connection with a deadline on every reply."""
+class _Lines(LineSocket):
+    """PTDaemon's text protocol: one command line, one reply line (RL: then N more)."""
 
     def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.where = f"{host}:{port}"
-        self.timeout_s = timeout_s
-        try:
-            self.sock = socket.create_connection((host, port), timeout=timeout_s)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise MeterError(
-                f"cannot reach PTDaemon at {self.where} ({reason}); start ptd there "
-                f"(e.g. `ptd -p {port} 49 <device>`) or fix host/port in the meter profile"
-            ) from None
-        self.sock.settimeout(timeout_s)
-        self._buffer = b""
-
-    def send(self, line: str) -> None:
-        try:
-            self.sock.sendall(line.encode() + b"\r\n")
-        except OSError as error:
-            raise MeterError(f"PTDaemon at {self.where}: send failed ({error})") from None
+        fix = (
+            f"start ptd there (e.g. `ptd -p {port} 49 <device>`) or fix host/port in the "
+            "meter profile"
+        )
+        super().__init__(host, port, timeout_s, f"PTDaemon at {host}:{port}", unreachable_fix=fix)
 
     def readline(self) -> str:
-        while b"\n" not in self._buffer:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                raise MeterError(
-                    f"PTDaemon at {self.where} stopped answering ({self.timeout_s:g} s)"
-                ) from None
-            except OSError as error:
-                raise MeterError(f"PTDaemon at {self.where}: {error}") from None
-            if not data:
-                raise MeterError(f"PTDaemon at {self.where} closed the connection")
-            self._buffer += data
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode("utf-8", errors="replace").rstrip("\r")
+        return self.read_line().decode("utf-8", errors="replace")
 
     def command(self, line: str) -> str:
-        self.send(line)
+        self.send_line(line)
         return self.readline()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def parse_sample(line: str) -> tuple[float, float, float, float]:
@@ -122,6 +93,7 @@ def session_name(label: str = "edgebench") -> str:
 @register
 class PtdMeter(Meter):
     driver = "ptd"
+    emulator_module = "edgebench.lab.ptd_emulator"
     needs_ranging = True
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "host": str,
@@ -132,8 +104,6 @@ class PtdMeter(Meter):
         "settle_s": (int, float),
         "volts_range": (int, float, type(None)),
         "amps_range": (int, float, type(None)),
-        "accuracy": dict,
-        "emulator": (dict, type(None)),
     }
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -143,9 +113,8 @@ class PtdMeter(Meter):
         self.interval_ms = int(profile.get("interval_ms", 1000))
         self.timeout_s = float(profile.get("timeout_s", 5.0))
         self.settle_s = float(profile.get("settle_s", 10.0))
-        if self.interval_ms <= 0:
-            raise MeterError(f"meter {self.name}: interval_ms must be > 0 (PTD's Go uses 1000)")
-        self._emulator: EmulatorProcess | None = None
+        interval_ok = self.interval_ms > 0
+        self._require("interval_ms", self.interval_ms, interval_ok, " must be > 0 (Go uses 1000)")
         self._conn: _Lines | None = None
         self._identity = ""
         self._initial_ranges: tuple[str, str] = ("Auto", "Auto")
@@ -158,14 +127,9 @@ class PtdMeter(Meter):
     def open(self) -> None:
         if self._conn is not None:
             return
-        if self.profile.get("emulator") is not None:
-            try:
-                self._emulator = EmulatorProcess(
-                    "edgebench.lab.ptd_emulator", emulator_args(self.profile["emulator"])
-                )
-            except EmulatorError as error:
-                raise MeterError(f"meter {self.name}: {error}") from None
-            self.host, self.port = "127.0.0.1", int(self._emulator.address)
+        port = self._start_emulator()
+        if port is not None:
+            self.host, self.port = "127.0.0.1", int(port)
         try:
             self._conn = _Lines(self.host, self.port, self.timeout_s)
             hello = self._conn.command("Hello")
@@ -198,7 +162,7 @@ class PtdMeter(Meter):
 
     def _command(self, line: str) -> str:
         if self._conn is None:
-            raise MeterError(f"meter {self.name} is not open; call open() first")
+            raise self._refuse("not open")
         return self._conn.command(line)
 
     def _set_range(self, which: str, value: str) -> None:
@@ -214,8 +178,7 @@ class PtdMeter(Meter):
     def close(self) -> None:
         if self._recording is not None:
             self._recording.halt()
-            if not self._recording.writer.closed:
-                self._recording.fail("meter closed while recording")
+            self._recording.fail("meter closed while recording")
         self._recording = None
         if self._conn is not None:
             if self._ranges_changed:
@@ -226,9 +189,7 @@ class PtdMeter(Meter):
                 self._ranges_changed = False
             self._conn.close()
             self._conn = None
-        if self._emulator is not None:
-            self._emulator.stop()
-            self._emulator = None
+        self._stop_emulator()
 
     # -- description -----------------------------------------------------------------------
     def describe(self) -> MeterInfo:
@@ -241,9 +202,8 @@ class PtdMeter(Meter):
             "(that needs MLCommons' unmodified power client/server and a licensed PTDaemon)",
             f"PTDaemon version {details['version']}" if "version" in details else "",
             client.describe(),
+            *self._emulated_note("analyzer"),
         ]
-        if self._emulator is not None:
-            notes.append("emulated analyzer (edgebench.lab.ptd_emulator), not hardware")
         return MeterInfo(
             driver=self.driver,
             model=model,
@@ -261,7 +221,7 @@ class PtdMeter(Meter):
         if phase not in PHASES:
             raise MeterError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
         if self._recording is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         volts, amps = self._phase_ranges(phase)
         self._set_range("V", volts)
         self._set_range("A", amps)
@@ -273,6 +233,7 @@ class PtdMeter(Meter):
         writer = PowerTraceWriter(Path(directory), "power", self.describe().to_dict(), clock="utc")
         assert self._conn is not None
         self._recording = _Recording(self._conn, writer, phase, self.interval_ms / 1000.0)
+        self._recording.begin()
 
     def _phase_ranges(self, phase: str) -> tuple[str, str]:
         if phase == "ranging":
@@ -291,53 +252,39 @@ class PtdMeter(Meter):
     def stop(self) -> PowerTrace:
         recording = self._recording
         if recording is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         self._recording = None
         recording.halt()
         if recording.failure is None:
             try:
-                recording.finish()
+                recording.end_measurement()
             except MeterError as error:
                 recording.fail(str(error))
-        if recording.failure is not None:
-            raise MeterError(
-                f"{recording.failure} mid-run; the samples so far are kept in "
-                f"{recording.writer.directory} (status stopped); check the daemon and rerun"
-            )
+        trace = recording.finish()
         if recording.phase == "ranging":
             self._max_va = recording.max_va()
-        return recording.writer.close("complete")
+        return trace
 
 
-class _Recording:
+class _Recording(Recording):
     """One Go..Stop measurement: a thread polls `RL` and appends what arrives."""
 
+    reader_name = "ptd-reader"
+
     def __init__(self, conn: _Lines, writer: PowerTraceWriter, phase: str, period: float):
+        super().__init__(writer, "check the daemon and rerun")
         self.conn = conn
-        self.writer = writer
         self.phase = phase
         self.poll_s = min(max(period, 0.1), 1.0)
         self.read_command = "RL"
-        self.failure: str | None = None
         self.max_volts = 0.0
         self.max_amps = 0.0
-        self._lock = threading.Lock()  # one command/reply exchange at a time
-        self._halt = threading.Event()
-        self._spl = open(writer.directory / "spl.txt", "a")  # noqa: SIM115 (closed in _end)
-        self._thread = threading.Thread(target=self._run, name="ptd-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._halt.wait(self.poll_s):
-            try:
-                self.poll()
-            except MeterError as error:
-                self.fail(str(error))
-                return
+        self._exchange = threading.Lock()  # one command/reply exchange at a time
+        self._spl = open(writer.directory / "spl.txt", "a")  # noqa: SIM115 (closed at the end)
 
     def poll(self) -> None:
         """Fetch and store the samples PTDaemon has not sent yet."""
-        with self._lock:
+        with self._exchange:
             header = self.conn.command(self.read_command)
             if "Unknown command" in header and self.read_command == "RL":
                 self.read_command = "DC-RL"  # DC analyzers (power-dev's fallback order)
@@ -368,18 +315,14 @@ class _Recording:
         if times:
             self.writer.append(np.array(watts), np.array(times))
 
-    def halt(self) -> None:
-        self._halt.set()
-        self._thread.join()
-
-    def finish(self) -> None:
+    def end_measurement(self) -> None:
         """Stop the measurement, drain the last samples, keep PTD's own summary."""
-        with self._lock:
+        with self._exchange:
             reply = self.conn.command("Stop")
         if not reply.startswith("Stopping"):
             self.writer.event(time.time(), "message", f"reply to Stop: {reply!r}")
         self.poll()
-        with self._lock:
+        with self._exchange:
             watts = self.conn.command("Watts")
             uncertainty = self.conn.command("Uncertainty")
         (self.writer.directory / "ptd_out.txt").write_text(f"{watts}\n{uncertainty}\n")
@@ -396,12 +339,13 @@ class _Recording:
             )
         self._spl.close()
 
-    def fail(self, why: str) -> None:
-        self.failure = why
+    def _failure_time(self) -> float:
         last = self.writer.last_time
-        self.writer.event(last if last is not None else time.time(), "gap", why)
+        return last if last is not None else time.time()
+
+    def fail(self, why: str) -> None:
+        super().fail(why)
         self._spl.close()
-        self.writer.close(f"stopped: {why}")
 
     def max_va(self) -> tuple[float, float] | None:
         return (self.max_volts, self.max_amps) if self.max_amps > 0 else None

@@ -192,6 +192,17 @@ def import_trace(
     return ImportReport(writer.close("complete"), rows, gaps)
 
 
+def _require_columns(
+    source: Path, fmt: TraceFormat, present: list[str], noun: str, fix: str
+) -> None:
+    """Refuse a file lacking a declared column, listing what it has (CSV and NPZ alike)."""
+    for column in fmt.columns():
+        if column not in present:
+            raise TraceImportError(
+                f"{source}: no {noun} {column!r} ({noun}s: {', '.join(present) or 'none'}); {fix}"
+            )
+
+
 def _csv_batches(source: Path, fmt: TraceFormat) -> Iterator[tuple[int, np.ndarray]]:
     """(row number of the batch's first row, float rows of the wanted columns); rows are
     counted as in a spreadsheet (header = row skip_rows + 1)."""
@@ -200,14 +211,9 @@ def _csv_batches(source: Path, fmt: TraceFormat) -> Iterator[tuple[int, np.ndarr
             handle.readline()
         reader = csv.reader(handle, delimiter=fmt.delimiter)
         header = [name.strip() for name in next(reader, [])]
-        indices = []
-        for column in fmt.columns():
-            if column not in header:
-                raise TraceImportError(
-                    f"{source}: no column {column!r} (columns: {', '.join(header) or 'none'}); "
-                    "fix the column names in the meter profile or skip_rows"
-                )
-            indices.append(header.index(column))
+        fix = "fix the column names in the meter profile or skip_rows"
+        _require_columns(source, fmt, header, "column", fix)
+        indices = [header.index(column) for column in fmt.columns()]
         row_number = fmt.skip_rows + 2
         while batch := list(itertools.islice(reader, BATCH_ROWS)):
             raw = np.empty((len(batch), len(indices)))
@@ -232,15 +238,9 @@ def _npz_batches(source: Path, fmt: TraceFormat) -> Iterator[tuple[int, np.ndarr
     except (OSError, ValueError) as error:
         raise TraceImportError(f"{source}: not a readable .npz ({error})") from None
     with archive:
-        names = archive.files
-        arrays = []
-        for column in fmt.columns():
-            if column not in names:
-                raise TraceImportError(
-                    f"{source}: no array {column!r} (arrays: {', '.join(names) or 'none'}); "
-                    "fix the column names in the meter profile"
-                )
-            arrays.append(np.asarray(archive[column], dtype=np.float64).reshape(-1))
+        fix = "fix the column names in the meter profile"
+        _require_columns(source, fmt, archive.files, "array", fix)
+        arrays = [np.asarray(archive[c], dtype=np.float64).reshape(-1) for c in fmt.columns()]
     if len({len(a) for a in arrays}) != 1:
         sizes = ", ".join(f"{c}={len(a)}" for c, a in zip(fmt.columns(), arrays, strict=True))
         raise TraceImportError(f"{source}: arrays differ in length ({sizes}); fix the export")
@@ -258,7 +258,6 @@ class TraceFileMeter(Meter):
         "path": str,
         "model": str,
         "rate_hz": (int, float),
-        "accuracy": dict,
         **{name: (str, type(None)) for name in ("power", "current", "voltage", "energy")},
         "time": str,
         "delimiter": str,
@@ -300,12 +299,12 @@ class TraceFileMeter(Meter):
 
     def start(self, directory: Path, phase: str = "testing") -> None:
         if self._directory is not None:
-            raise MeterError(f"meter {self.name} is already recording; stop() it first")
+            raise self._refuse("already recording")
         self._directory = Path(directory)
 
     def stop(self) -> PowerTrace:
         if self._directory is None:
-            raise MeterError(f"meter {self.name} is not recording; call start() first")
+            raise self._refuse("not recording")
         directory, self._directory = self._directory, None
         return import_trace(self.path, directory, self.format, self.describe().to_dict()).trace
 
