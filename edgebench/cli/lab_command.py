@@ -7,12 +7,14 @@ serial device profile at the printed port. Runs until Ctrl-C, then stops what it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..devices.base import DeviceError
+from ..lab.interface_board import KINDS, BoardError, InterfaceBoard
 from ..lab.virtual_mcu.errors import VirtualMcuError
 from ..lab.virtual_mcu.firmware import TIMING_MODES
 from ..lab.virtual_mcu.launcher import VirtualMcu, benchmark_model
@@ -34,6 +36,9 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--activity", type=Path, help="write the activity file for meter emulators")
     up.add_argument("--link", type=Path, help="also make this symlink to the pty")
     up.add_argument("--infer-us", type=float, help="fixed MCU time per inference (default: real)")
+    up.add_argument(
+        "--interface", choices=KINDS, help="also put an emulated interface board in front of it"
+    )
     up.add_argument("--json", action="store_true", help="print the ports as one JSON object")
     up.set_defaults(handler=lab_up)
 
@@ -45,16 +50,21 @@ def lab_up(args: argparse.Namespace) -> int:
         model, model_id = (
             (args.model, args.model_id) if args.model else benchmark_model(args.benchmark)
         )
-        with VirtualMcu.start(
-            model,
-            model_id,
-            baud=args.baud,
-            timing=args.timing,
-            activity=args.activity,
-            link=args.link,
-            infer_us=args.infer_us,
-        ) as mcu:
+        with (
+            VirtualMcu.start(
+                model,
+                model_id,
+                baud=args.baud,
+                timing=args.timing,
+                activity=args.activity,
+                link=args.link,
+                infer_us=args.infer_us,
+            ) as mcu,
+            _board(args, mcu.port) as board,
+        ):
             ports = {"virtual-mcu": mcu.port, "model_id": model_id, "timing": args.timing}
+            if board is not None:
+                ports["interface-board"] = board.port
             if args.json:
                 print_json(ports)
             else:
@@ -64,10 +74,26 @@ def lab_up(args: argparse.Namespace) -> int:
                     highlight=False,
                     soft_wrap=True,
                 )
+                if board is not None:
+                    stdout.print(
+                        f"interface-board {board.port} ({args.interface}, forwarding `dut` "
+                        f"commands to the virtual MCU at {args.baud} baud)",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
             sys.stdout.flush()  # a script reading the port through a pipe needs it now
             return _wait(mcu)
-    except VirtualMcuError as error:
+    except (VirtualMcuError, BoardError) as error:
         raise DeviceError(str(error)) from None
+
+
+def _board(
+    args: argparse.Namespace, dut_port: str
+) -> contextlib.AbstractContextManager[InterfaceBoard | None]:
+    """The board asked for with --interface (it talks to the DUT at the DUT's rate)."""
+    if args.interface is None:
+        return contextlib.nullcontext()
+    return InterfaceBoard.start(args.interface, dut_port, dut_baud=args.baud)
 
 
 def _wait(mcu: VirtualMcu) -> int:

@@ -205,6 +205,9 @@ class DutLink:
             if reply is None:
                 raise self._timeout(command, timeout, replies)
             if self.via_interface and not reply.via_dut:
+                refused = self._board_refused(command, reply)
+                if refused is not None:  # DUT debug output can come before the refusal
+                    raise refused
                 continue  # the board's own chatter
             if reply.is_banner and not (mode_reply and reply.kind == rp.TIMESTAMP_MODE):
                 raise DutReset(
@@ -233,6 +236,27 @@ class DutLink:
                 acknowledged = True
             elif reply.kind == rp.READY and acknowledged:
                 return
+            elif not acknowledged:
+                refused = self._board_refused(command, reply)
+                if refused is not None:
+                    raise refused
+
+    def _board_refused(self, command: str, reply: rp.Reply) -> DeviceError | None:
+        """The error for a board (or a DUT taken for one) that refused `dut <command>`."""
+        if reply.kind == rp.ERROR:
+            return DeviceError(
+                f"the device on {self.where} refused `dut {command}%` (e-[{reply.value}]): "
+                f"it is no interface board, or not one of this kind; check `interface:` in "
+                f"the profile (none for a DUT on this port)"
+            )
+        if reply.text.startswith("e-?"):  # the IO manager's answer to a command it misread
+            return DeviceError(
+                f"the interface board on {self.where} did not take `dut {command}%` (it "
+                f"answered {reply.text[:60]!r}), so it arrived damaged, as when the DUT prints "
+                f"while the host sends (the IO manager is half duplex); turn off the DUT's "
+                f"debug output"
+            )
+        return None
 
     def _timeout(self, command: str, timeout: float, replies: list[rp.Reply]) -> DeviceError:
         if self.received_bytes and not self.recognised_lines:

@@ -271,7 +271,9 @@ def read_image_info(dut: Dut) -> ImageInfo | None:
     for reply in dut.link.command(EB_INFO, dut.timeout):
         if reply.kind == rp.ERROR:
             raise DeployError(f"the DUT refused `{EB_INFO}%`: e-[{reply.value}]")
-        found = _INFO_LINE.fullmatch(reply.text)
+        # behind an interface board the line is still `[dut]: ...`; value holds it without
+        text = reply.value if reply.kind == rp.TEXT else reply.text
+        found = _INFO_LINE.fullmatch(text)
         if found:
             fields[found.group(1)] = found.group(2)
     return ImageInfo(fields.get("model"), fields.get("model-sha256"), fields.get("build"))
