@@ -104,19 +104,45 @@ def test_qemu_run_with_deploy_converts_builds_boots_and_runs(tmp_path: Path, cac
 
 
 def host_reference(benchmark: str) -> tuple[list[str], float]:
-    """TFLM on the host, each score printed as the firmware prints it, scored as runs are."""
+    """TFLM on the host, each result printed as the firmware prints it, scored as runs are."""
     from .tflm_reference import quantization, tflm_outputs
 
     bench = get_benchmark(benchmark)
     with np.load(bench.dataset_path) as data:
         inputs, labels = data["x"], data["y"]
-    scores = reconstruction_scores(
-        inputs, tflm_outputs(bench.model_path, inputs), *quantization(bench.model_path)
-    )
-    decimals = convert(bench.model_path.read_bytes(), "eb-ad").result_decimals
-    printed = [f"{score:.{decimals}f}" for score in scores]
-    windows = [{"sample": i, "results": [float(text)]} for i, text in enumerate(printed)]
+    outputs = tflm_outputs(bench.model_path, inputs)
+    (in_scale, in_zero), (out_scale, out_zero) = quantization(bench.model_path)
+    decimals = convert(bench.model_path.read_bytes(), f"eb-{benchmark}").result_decimals
+    if benchmark == "ad":
+        rows = reconstruction_scores(inputs, outputs, (in_scale, in_zero), (out_scale, out_zero))
+        rows = rows[:, np.newaxis]
+    else:
+        rows = (outputs.astype(np.float32) - np.float32(out_zero)) * np.float32(out_scale)
+    printed = [",".join(f"{value:.{decimals}f}" for value in row) for row in rows]
+    windows = [
+        {"sample": i, "results": [float(v) for v in text.split(",")]}
+        for i, text in enumerate(printed)
+    ]
     return printed, tiny_score.accuracy(bench, windows, labels, None).value
+
+
+@pytest.mark.parametrize("name", ["kws", "ic", "vww"])
+def test_every_bundled_benchmark_runs_on_the_c_firmware(
+    tmp_path: Path, cache: Path, name: str
+) -> None:
+    """The POSIX port through the host's serial transport: performance, and accuracy over
+    the whole evaluation set equal, result line by result line, to TFLM on the host."""
+    printed, top1 = host_reference(name)
+    performance, accuracy = run_json(
+        "--device", "posix-bridge", "-b", name, "--duration", "0.3",
+        "--results", str(tmp_path / "r"), cwd=tmp_path,
+    )  # fmt: skip
+    assert performance["mode"] == "performance" and performance["valid"], performance["reasons"]
+    assert performance["metrics"]["median_throughput"] > 0
+    assert accuracy["mode"] == "accuracy" and accuracy["valid"], accuracy.get("reasons")
+    assert accuracy["metrics"]["accuracy"]["value"] == top1
+    log = (tmp_path / "r" / accuracy["run_id"] / "dut_log.txt").read_text().splitlines()
+    assert [m.group(1) for line in log if (m := RESULTS_LINE.search(line))] == printed
 
 
 @pytest.mark.parametrize(
