@@ -60,6 +60,7 @@ BATCH_S = 0.2
 @register
 class Lpm01aMeter(Meter):
     driver = "lpm01a"
+    tested_against = "emulator (edgebench.lab.lpm01a_emulator on a pty); no hardware"
     emulator_module = "edgebench.lab.lpm01a_emulator"
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "port": str,

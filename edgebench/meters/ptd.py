@@ -93,6 +93,7 @@ def session_name(label: str = "edgebench") -> str:
 @register
 class PtdMeter(Meter):
     driver = "ptd"
+    tested_against = "emulator (edgebench.lab.ptd_emulator on loopback TCP); no hardware"
     emulator_module = "edgebench.lab.ptd_emulator"
     needs_ranging = True
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
