@@ -290,3 +290,19 @@ def test_serial_energy_run_with_virtual_mcu_and_lpm01a(tmp_path: Path) -> None:
     )
     assert energy["idle_power_w"] == pytest.approx(emulator["idle_a"] * volts, rel=0.05)
     assert result["energy"]["tier"] == "meter-marks"
+
+
+def test_virtual_meter_and_virtual_device_are_wired_without_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's command as a user types it (no $EDGEBENCH_ACTIVITY): the emulated device
+    and the emulated meter share a fresh activity file, so the marks arrive."""
+    monkeypatch.delenv("EDGEBENCH_ACTIVITY", raising=False)
+    done = run_cli(
+        "run", "-d", "virtual-mcu", "--meter", "virtual-lpm01a", "-b", "ad", "-m", "energy",
+        "--duration", "0.5", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(done.stdout)
+    assert result["valid"] and result["energy"]["tier"] == "meter-marks"
+    assert result["energy"]["energy_per_inference_j"] > 0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..devices.profiles import DEFAULT_DEVICE, open_device
+from ..lab.emulator_process import ACTIVITY_ENV
 from ..meters.profiles import open_meter
 from ..runner.run import RunError, RunOptions, run_benchmark
 from ..runner.tiny_run import plan_tiny_runs, tiny_max_samples
@@ -176,7 +180,12 @@ def run_command(args: argparse.Namespace) -> int:
     if meter_name and meter_name != "none":
         options.meter = open_meter(meter_name)
     results: list[dict[str, Any]] = []
-    with device, options.meter or contextlib.nullcontext():
+    emulated_meter = options.meter is not None and bool(options.meter.profile.get("emulator"))
+    with (
+        virtual_bench(emulated_meter),
+        device,
+        options.meter or contextlib.nullcontext(),
+    ):
         system = device.describe()
         for number, (benchmark, scenario, mode) in enumerate(runs, 1):
             label = f"[{number}/{len(runs)}] {benchmark.name} {scenario} {mode}"
@@ -198,6 +207,25 @@ def run_command(args: argparse.Namespace) -> int:
         for result in results:
             stdout.print(f"  {options.results_root / str(result.get('run_id'))}", highlight=False)
     return 0 if all(r.get("valid") for r in results) else 1
+
+
+@contextlib.contextmanager
+def virtual_bench(needed: bool) -> Iterator[None]:
+    """Wire an emulated meter to the emulated device: both share an activity file (the
+    device writes when it is busy and pulses its timestamp pin, the meter synthesizes power
+    and marks from it). Tests pass their own file in $EDGEBENCH_ACTIVITY; a user's
+    `--meter virtual-...` run gets a fresh one for the command."""
+    if not needed or os.environ.get(ACTIVITY_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="edgebench-bench-") as scratch:
+        activity = Path(scratch) / "activity.jsonl"
+        activity.touch()
+        os.environ[ACTIVITY_ENV] = str(activity)
+        try:
+            yield
+        finally:
+            del os.environ[ACTIVITY_ENV]
 
 
 def _verdict(result: dict[str, Any]) -> str:
