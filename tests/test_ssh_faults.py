@@ -383,12 +383,17 @@ def test_device_gone_for_good_mid_run_exits_cleanly(tmp_path: Path) -> None:
     """The network stays down: nothing to fetch, but the host says so in one line and exits."""
     server = start_sshd()  # its own server: this test kills it
     device = LoopbackDevice(server, tmp_path)
-    process = start_long_run(device, tmp_path, "--loop", "native")
+    try:  # start_long_run may skip (no shared model): the server must not outlive the test
+        process = start_long_run(device, tmp_path, "--loop", "native")
+    except BaseException:
+        server.stop()
+        raise
     try:
         assert wait_measuring(device.workdir), "the remote run never started measuring"
         server.stop()  # the listener and every session: reconnecting is refused
         stdout, stderr = process.communicate(timeout=40)
     finally:
+        server.stop()
         if process.poll() is None:
             process.kill()
         for pid in agent_pids(device.workdir):  # the agent left running on the 'device'
