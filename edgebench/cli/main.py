@@ -38,7 +38,7 @@ from . import (
     run_command,
     submission_command,
 )
-from .render import print_json, print_result, stderr, stdout
+from .render import print_json, print_result, profiles_table, stderr, stdout
 
 # The host's own disk filling up: not a bug, a one-line error like the others.
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -112,38 +112,19 @@ def benchmarks_command(args: argparse.Namespace) -> int:
 def devices_command(args: argparse.Namespace) -> int:
     rows = []
     for name, found in sorted(find_profiles().items()):
+        row = {"name": name, "transport": "?", "description": "", "path": str(found.path)}
         try:
             profile = load_profile(str(found.path))
-            rows.append(
-                {
-                    "name": name,
-                    "transport": profile["transport"],
-                    "description": profile.get("description", ""),
-                    "path": str(found.path),
-                    "error": None,
-                }
-            )
         except DeviceError as error:
-            rows.append(
-                {
-                    "name": name,
-                    "transport": "?",
-                    "description": "",
-                    "path": str(found.path),
-                    "error": str(error),
-                }
-            )
+            rows.append({**row, "error": str(error)})
+            continue
+        rows.append({**row, "transport": profile["transport"],
+                     "description": profile.get("description", ""), "error": None})  # fmt: skip
     status = 0 if all(r["error"] is None for r in rows) else 1
     if args.json:
         print_json(rows)
         return status
-    table = Table(title="device profiles")
-    for column in ("name", "transport", "description", "file"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        description = f"[red]{row['error']}[/]" if row["error"] else row["description"]
-        table.add_row(row["name"], row["transport"], description, row["path"])
-    stdout.print(table)
+    stdout.print(profiles_table("device profiles", "transport", rows))
     return status
 
 

@@ -17,7 +17,7 @@ from ..meters.base import MeterError
 from ..meters.profiles import find_meter_profiles, load_meter_profile, open_meter
 from ..meters.registry import METERS, _load_builtin
 from ..runner.energy_plot import envelope
-from .render import print_json, stdout
+from .render import print_json, profiles_table, stdout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,13 +56,7 @@ def meters_command(args: argparse.Namespace) -> int:
         table.add_row(row["driver"], row["tested_against"],
                       "yes" if row["needs_ranging"] else "-", row["description"])  # fmt: skip
     stdout.print(table)
-    table = Table(title="meter profiles")
-    for column in ("name", "driver", "description", "file"):
-        table.add_column(column, overflow="fold")
-    for row in profiles:
-        description = f"[red]{row['error']}[/]" if row["error"] else row["description"]
-        table.add_row(row["name"], row["driver"], description, row["path"])
-    stdout.print(table)
+    stdout.print(profiles_table("meter profiles", "driver", profiles))
     return status
 
 

@@ -56,6 +56,17 @@ def results_table(results: list[dict[str, Any]]) -> Table:
     return table
 
 
+def profiles_table(title: str, kind: str, rows: list[dict[str, Any]]) -> Table:
+    """Profiles found on disk; a broken one shows its error where its description would be."""
+    table = Table(title=title)
+    for column in ("name", kind, "description", "file"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        description = f"[red]{row['error']}[/]" if row["error"] else row["description"]
+        table.add_row(row["name"], row[kind], description, row["path"])
+    return table
+
+
 def _accuracy_cell(accuracy: dict[str, Any] | None) -> str:
     if not accuracy:
         return "-"

@@ -75,6 +75,25 @@ def build_with_model(
     return output, converted
 
 
+def build_key(model_id: str, model_source: str, *parts: str, files: Sequence[Path] = ()) -> str:
+    """A build's identity: the generated model source (so a converter change counts too),
+    what else decides the build (flags, a vendor command), the files compiled, and the
+    edgebench version. Also the build id the image reports through eb-info."""
+    digest = hashlib.sha256("\0".join([__version__, model_id, *parts, ""]).encode())
+    digest.update(model_source.encode())
+    for source in files:
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def write_source(out_dir: Path, model_source: str) -> Path:
+    """Put an already rendered model source where a build reads it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "model_data.c"
+    path.write_text(model_source)
+    return path
+
+
 def cached_image(
     prefix: str,
     model: Path,
@@ -84,29 +103,16 @@ def cached_image(
     image_name: str,
     compiler: Callable[[], str],
 ) -> Path:
-    """The image for this model and port, built once per distinct input.
-
-    The key covers the generated model source (so a converter change rebuilds too), every
-    core and port file, the flags and the edgebench version."""
+    """The image for this model and port, built once per distinct build key."""
     model_source = render_c(convert(model.read_bytes(), model_id))
-    digest = hashlib.sha256(f"{__version__}\0{model_id}\0{' '.join(flags)}\0".encode())
-    digest.update(model_source.encode())
-    for source in sorted([*CORE.iterdir(), *port_dir.iterdir()]):
-        if source.is_file():
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
-    key = digest.hexdigest()[:16]
+    files = sorted(p for p in [*CORE.iterdir(), *port_dir.iterdir()] if p.is_file())
+    key = build_key(model_id, model_source, " ".join(flags), files=files)
     out_dir = cache_root() / f"{prefix}-{model_id}-{key}"
     image = out_dir / image_name
     if not image.is_file():
-        build_with_model(
-            model,
-            model_id,
-            compiler(),
-            (*flags, f'-DEB_BUILD_ID="{key}"'),
-            sorted(port_dir.glob("*.c")),
-            out_dir,
-            image_name,
-        )
+        sources = [*core_sources(), write_source(out_dir, model_source)]
+        sources += sorted(port_dir.glob("*.c"))
+        compile_program(compiler(), (*flags, f'-DEB_BUILD_ID="{key}"'), sources, image)
     return image
 
 

@@ -14,7 +14,6 @@ qemu-mps2-an386), built by edgebench, or a vendor port built by the profile's
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import shutil
@@ -23,15 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..devices.base import DeviceError
 from ..devices.serial_dut import Dut
 from ..protocol import tiny_replies as rp
 from ..suite.benchmarks import sha256_file
-from .build import CORE, FIRMWARE_ROOT, BuildError, cache_root, find_tool
+from .build import CORE, FIRMWARE_ROOT, BuildError, build_key, cache_root, find_tool, write_source
 from .flash_emulated import EmulatedFlasher
 from .flasher import Flasher, FlashError, flasher_for
-from .model_to_c import ConversionError, convert, render_c, write_model_source
+from .model_to_c import ConversionError, convert, render_c
 from .ports import FIRMWARE_PORTS, FirmwarePort, RunningFirmware, firmware_port
 
 EB_INFO = "eb-info"
@@ -186,12 +184,9 @@ class Deployer:
         key (model source, command, model id, edgebench version) is the build id."""
         assert self.build_command is not None and self.image_name is not None
         source = render_c(convert(model.read_bytes(), model_id))
-        digest = hashlib.sha256(f"{__version__}\0{model_id}\0{self.build_command}\0".encode())
-        digest.update(source.encode())
-        build_id = digest.hexdigest()[:16]
+        build_id = build_key(model_id, source, self.build_command)
         out_dir = cache_root() / f"{self.port_name}-{model_id}-{build_id}"
-        model_source = out_dir / "model_data.c"
-        write_model_source(model, model_id, model_source)
+        model_source = write_source(out_dir, source)
         values = {
             "model_source": model_source,
             "model_id": model_id,

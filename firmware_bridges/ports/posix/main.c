@@ -22,6 +22,9 @@
 #include "eb_bridge.h"
 #include "eb_port.h"
 
+/* From the host opening the port to the boot banner (the virtual MCU waits as long). */
+#define EB_POSIX_BOOT_US 200000
+
 static int eb_master = -1;
 static FILE *eb_activity;
 static long long eb_boot_ns;
@@ -149,6 +152,9 @@ int main(int argc, char **argv)
         }
         if (!connected) {
             connected = 1;
+            /* A host's open() ends by flushing its input: boot after it, as a board that
+             * resets on open does (boot time also hides what the reset would garble). */
+            usleep(EB_POSIX_BOOT_US);
             eb_bridge_init(timing);
         }
         for (k = 0; k < count; ++k) {
