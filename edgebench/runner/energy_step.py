@@ -47,6 +47,9 @@ WINDOW_POLICIES = ("auto", "queries", "marks")
 TINY_MIN_WINDOW_S = 10.0
 R = TypeVar("R")
 EventHandler = Callable[[dict], None]
+#: Trimmed from each end of an idle window placed by host time on a meter-clock trace.
+IDLE_GUARD_S = 0.1
+
 #: Recording starts this many sample periods (at most MAX_MARGIN_S) before the idle window and
 #: ends as long after the run, so the trace covers both windows whole (EEMBC's head/tail).
 MARGIN_PERIODS = 2.0
@@ -233,8 +236,11 @@ def _idle_window(trace: PowerTrace, clock: MeterClock, inputs: EnergyInputs) -> 
     if inputs.meter_start_host_ns is None:
         return None
     first = trace.span[0]
-    since_start = [(t - inputs.meter_start_host_ns) / 1e9 for t in inputs.idle_host_ns]
-    return Window(first + since_start[0], first + since_start[1], label="idle")
+    begin, end = ((t - inputs.meter_start_host_ns) / 1e9 for t in inputs.idle_host_ns)
+    # The placement is only as good as the meter's start-up latency (tens of ms on a loaded
+    # host): keep clear of both edges, so the workload that follows never leaks in.
+    guard = min(IDLE_GUARD_S, (end - begin) / 4)
+    return Window(first + begin + guard, first + end - guard, label="idle")
 
 
 def _windows(
