@@ -22,9 +22,31 @@ BASE = ("compliance", "-b", "kws", "-s", "SingleStream", "--duration", "1", "--j
 
 
 def compliance(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     done = run_cli(*BASE, "--results", str(tmp_path / "results"), *args, cwd=tmp_path, env=env)
     assert done.stdout.strip(), f"no JSON output; stderr: {done.stderr}"
     return done, json.loads(done.stdout)
+
+
+def only_speed_missed(results: list[dict]) -> bool:
+    """Every failing verdict failed on its speed comparison alone (each such reason names
+    the compared metric): on a shared machine a load spike between two 1 s runs does that."""
+    failed = [v for v in verdicts(results).values() if not v["passed"]]
+    return bool(failed) and all(
+        v["reasons"] and all(v["details"]["performance"]["metric"] in r for r in v["reasons"])
+        for v in failed
+    )
+
+
+def genuine_compliance(tmp_path: Path, *args: str) -> tuple[Path, object, list[dict]]:
+    """A genuine runtime's compliance run, made once more if only a speed comparison missed
+    (outputs, audit settings and validity must hold the first time). Returns the results
+    root used, the finished process and its JSON."""
+    done, results = compliance(tmp_path / "first", *args)
+    if done.returncode == 0 or not only_speed_missed(results):
+        return tmp_path / "first" / "results", done, results
+    done, results = compliance(tmp_path / "second", *args)
+    return tmp_path / "second" / "results", done, results
 
 
 def message(done) -> str:
@@ -46,9 +68,9 @@ def repeated_samples(root: Path, results: list[dict]) -> int:
 def genuine(tmp_path_factory) -> tuple[Path, list[dict]]:
     """Both tests with their reference runs made first, on LoadGen."""
     tmp_path = tmp_path_factory.mktemp("genuine")
-    done, results = compliance(tmp_path, "--loop", "loadgen")
+    root, done, results = genuine_compliance(tmp_path, "--loop", "loadgen")
     assert done.returncode == 0, [r.get("compliance") or r.get("reasons") for r in results]
-    return tmp_path / "results", results
+    return root, results
 
 
 def test_genuine_runtime_passes_both_tests(genuine) -> None:
@@ -74,13 +96,12 @@ def test_genuine_runtime_passes_both_tests(genuine) -> None:
 
 
 def test_native_loop_passes_too(tmp_path: Path) -> None:
-    done, results = compliance(tmp_path, "--loop", "native")
-    assert done.returncode == 0, done.stderr
+    root, done, results = genuine_compliance(tmp_path, "--loop", "native")
     found = verdicts(results)
-    assert found["TEST01"]["passed"] and found["TEST04"]["passed"], found
-    assert repeated_samples(tmp_path / "results", results) == 1
+    assert done.returncode == 0 and found["TEST01"]["passed"] and found["TEST04"]["passed"], found
+    assert repeated_samples(root, results) == 1
     test01 = next(r for r in results if r.get("compliance", {}).get("test") == "TEST01")
-    log = tmp_path / "results" / test01["run_id"] / "native_log_accuracy.json"
+    log = root / test01["run_id"] / "native_log_accuracy.json"
     assert len(json.loads(log.read_text())) == found["TEST01"]["details"]["outputs"]["sampled"]
 
 
