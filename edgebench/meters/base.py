@@ -32,7 +32,9 @@ class MeterInfo:
     "floor_w": 1e-6}: the uncertainty of every energy figure starts from it. `records_marks`
     says whether the meter timestamps the device's GPIO edges itself (the best timing tier).
     `mlperf_power_valid` is True only for MLCommons' unmodified power client/server driving a
-    licensed PTDaemon; everything else is a lab measurement.
+    licensed PTDaemon; everything else is a lab measurement. `energy_method` names the
+    integration its results must use (MLCommons' client: "mlperf-power"); None = the
+    trace kind's default.
     """
 
     driver: str
@@ -43,6 +45,7 @@ class MeterInfo:
     accuracy: dict[str, float] = field(default_factory=dict)
     records_marks: bool = False
     mlperf_power_valid: bool = False
+    energy_method: str | None = None
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,16 @@ METERS: dict[str, type[Meter]] = {}
 
 #: Driver modules shipped with edgebench (edgebench.meters.<module>); each registers itself.
 #: A new driver adds its module name here.
-BUILTIN_MODULES = ("ptd", "lpm01a", "trace_import", "hwmon", "ppk2", "otii", "joulescope")
+BUILTIN_MODULES = (
+    "ptd",
+    "mlcommons_power",
+    "lpm01a",
+    "trace_import",
+    "hwmon",
+    "ppk2",
+    "otii",
+    "joulescope",
+)
 
 
 def register(cls: type[Meter]) -> type[Meter]:

@@ -33,7 +33,10 @@ INVALIDATING_EVENTS = {
     ),
 }
 LAB_LABEL = "lab measurement (not an MLPerf Power result)"
-MLPERF_LABEL = "MLPerf Power measurement (MLCommons power client/server with PTDaemon)"
+MLPERF_LABEL = (
+    "MLPerf Power measurement (MLCommons power client/server with PTDaemon; valid as "
+    "MLCommons' submission checker finds it)"
+)
 
 __all__ = ["EnergyError", "EnergyOptions", "Window", "compute_energy"]
 
@@ -59,10 +62,12 @@ def compute_energy(
         raise EnergyError("no timed window to measure; the run produced no timed inferences")
     if options.tier not in TIERS:
         raise EnergyError(f"timing tier {options.tier!r}: use one of {', '.join(TIERS)}")
-    method = DEFAULT_METHOD[trace.kind] if options.method == "auto" else options.method
+    meter = trace.meta.get("meter") or {}
+    method = options.method
+    if method == "auto":
+        method = meter.get("energy_method") or DEFAULT_METHOD[trace.kind]
     wanted = [*windows, *([idle] if idle is not None else [])]
     sums, health = integrate(trace, wanted, method)
-    meter = trace.meta.get("meter") or {}
     accuracy = dict(meter.get("accuracy") or {})
     period = health.nominal_period_s or 0.0
     reasons: list[str] = []

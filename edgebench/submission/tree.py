@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..meters.mlcommons_power import kept_session, lay_out
+from ..runner.energy_step import POWER_DIR
 from ..runner.results import ResultsError, load_result
 from ..suite.benchmarks import sha256_file
 from . import SubmissionError
@@ -176,6 +178,9 @@ def assemble(
         _copy_run(run.directory, target)
         assembly.placed.append((run.directory, target))
         if where == "performance":
+            session = kept_session(run.directory / POWER_DIR)
+            if session is not None:  # MLCommons' client measured it: MLPerf Power's layout
+                lay_out(session, scenario_dir / "performance")
             model_file = _copy_model(run, top)
             _write_scenario_files(scenario_dir, run, model_file.relative_to(top))
     return assembly
