@@ -18,7 +18,12 @@ from edgebench.devices.base import RunRecord
 from edgebench.lab.power_model import ActivityTimeline, PowerModel
 from edgebench.meters import mlcommons_gate
 from edgebench.meters.base import MeterError
-from edgebench.meters.mlcommons_power import REQUIRED, SESSION_DIR, MlcommonsPowerMeter
+from edgebench.meters.mlcommons_power import (
+    REQUIRED,
+    SESSION_DIR,
+    MlcommonsPowerMeter,
+    analyzer_identity,
+)
 from edgebench.meters.profiles import load_meter_profile, open_meter
 from edgebench.metrics.energy import LAB_LABEL
 from edgebench.submission.tree import assemble
@@ -88,6 +93,8 @@ def test_energy_uses_mlperf_method_and_says_lab(client_run: tuple[Path, dict]) -
     assert energy["method"] == "mlperf-power" and energy["label"] == LAB_LABEL
     assert energy["meter"]["mlperf_power_valid"] is False
     assert "stand-in" in energy["meter"]["notes"]
+    assert "identifies as 'EmulatedWT310" in energy["meter"]["notes"]  # from server.json
+    assert energy["meter"]["model"].endswith("PTDaemon EmulatedWT310")
     # kws keeps the device busy: the mean power inside the window is near the active level,
     # and the energy follows from it as the activity file (the truth) says.
     assert ACTIVE_W - 0.5 < energy["average_power_w"] <= ACTIVE_W + 0.05
@@ -152,6 +159,26 @@ def test_client_that_cannot_run_is_a_one_line_error(
     profile = stand_in_profile(tmp_path / "c.yaml", tmp_path / "activity.jsonl", client=client)
     with open_meter(str(profile)) as meter, pytest.raises(MeterError, match=message):
         meter.start(tmp_path / "ranging" / "power", "ranging")
+
+
+@pytest.mark.parametrize(
+    ("identify", "valid"),
+    [("YokogawaWT310,version=1.11.1", True), ("EmulatedWT310,version=0", False), (None, True)],
+)
+def test_claim_needs_the_real_client_and_a_yokogawa(
+    tmp_path: Path, identify: str | None, valid: bool
+) -> None:
+    """Not a stand-in client, and the analyzer the server logged is one MLPerf accepts."""
+    session = tmp_path / "session"
+    (session / "power").mkdir(parents=True)
+    messages = [{"cmd": "Identify", "reply": identify}] if identify else []
+    (session / "power" / "server.json").write_text(json.dumps({"ptd_messages": messages}))
+    assert analyzer_identity(session) == identify
+    meter = MlcommonsPowerMeter(
+        {"name": "m", "driver": "mlcommons-power", "ntp": "x", "client": ["power_client"]}
+    )
+    meter._analyzer = analyzer_identity(session)  # what _collect sets from the session
+    assert meter.describe().mlperf_power_valid is valid
 
 
 def test_bundled_profiles_validate() -> None:

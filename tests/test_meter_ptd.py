@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 from edgebench.meters import mlcommons_power
 from edgebench.meters.base import MeterError
 from edgebench.meters.profiles import load_meter_profile
-from edgebench.meters.ptd import PtdMeter, parse_sample
+from edgebench.meters.ptd import PtdMeter, parse_sample, spl_line
 
 from .meter_support import (
     Activity,
@@ -26,6 +27,10 @@ from .meter_support import (
 
 IDLE_W, ACTIVE_W, NOISE_W, RESOLUTION_W = 2.0, 5.0, 0.01, 0.001
 INTERVAL_S = 0.1
+#: A sample line as PTDaemon's RL sends it: it ends at PF.
+RL_LINE = "Time,11-29-2026 08:53:18.645,Watts,2.000000,Volts,230.000000,Amps,0.009662,PF,0.900000"
+#: MLPerf's session id form; the driver's Go mark is `<session>_<phase>`.
+SESSION = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_edgebench"
 
 
 def virtual_meter(activity: Activity, **emulator: object) -> PtdMeter:
@@ -46,6 +51,14 @@ def virtual_meter(activity: Activity, **emulator: object) -> PtdMeter:
         "emulator": options,
     }
     return PtdMeter(profile)
+
+
+def spl_mark(spl: Path) -> str:
+    """The Go mark of an spl.txt, whose every line carries exactly one Mark, all the same."""
+    lines = spl.read_text().splitlines()
+    assert lines and all(line.count(",Mark,") == 1 for line in lines)
+    (mark,) = {line.split(",Mark,")[1] for line in lines}
+    return mark
 
 
 def utc_to_monotonic_ns(times: np.ndarray) -> np.ndarray:
@@ -95,11 +108,25 @@ def test_recorded_energy_matches_truth(activity: Activity, tmp_path: Path) -> No
     )
     assert abs(measured - truth) <= bound, (measured, truth, bound)
     assert watts.max() == pytest.approx(ACTIVE_W, abs=0.05)
-    # The raw log beside the trace is MLPerf's spl.txt, one line per sample, marked ranging.
+    # The raw log beside the trace is MLPerf's spl.txt, one line per sample, each with the
+    # one Mark of its Go (the emulator's RL lines, like PTDaemon's, carry none).
     lines = (tmp_path / "power" / "spl.txt").read_text().splitlines()
     assert len(lines) == len(watts)
-    assert all(line.endswith("_ranging") for line in lines)
+    assert re.fullmatch(SESSION + "_ranging", spl_mark(tmp_path / "power" / "spl.txt"))
     assert parse_sample(lines[0])[1] == pytest.approx(float(watts[0]), abs=1e-6)
+
+
+def test_sample_lines_with_and_without_mark() -> None:
+    t, watts, volts, amps = parse_sample(RL_LINE)
+    assert t == pytest.approx(1795942398.645)  # 2026-11-29 08:53:18.645 UTC
+    assert (watts, volts, amps) == (2.0, 230.0, 0.009662)
+    marked = spl_line(RL_LINE + "\r\n", "s_ranging")
+    assert marked == RL_LINE + ",Mark,s_ranging"
+    assert parse_sample(marked) == parse_sample(RL_LINE)
+    assert spl_line(marked, "other_testing") == marked  # never a second Mark
+    for bad in ("Last 3 samples", RL_LINE.replace("Amps", "Ohms"), RL_LINE.rsplit(",", 2)[0]):
+        with pytest.raises(ValueError, match="not a PTDaemon sample line"):
+            parse_sample(bad)
 
 
 def test_testing_phase_uses_ranging_maxima(activity: Activity, tmp_path: Path) -> None:
@@ -123,8 +150,7 @@ def test_testing_phase_uses_ranging_maxima(activity: Activity, tmp_path: Path) -
     assert volts == "V 230"
     assert float(amps.split()[1]) == pytest.approx(1.1 * max_amps, rel=1e-4)
     assert trace.sample_count >= 2
-    lines = (tmp_path / "testing" / "spl.txt").read_text().splitlines()
-    assert lines and all(line.endswith("_testing") for line in lines)
+    assert re.fullmatch(SESSION + "_testing", spl_mark(tmp_path / "testing" / "spl.txt"))
     summary = (tmp_path / "testing" / "ptd_out.txt").read_text().splitlines()
     assert summary[0].startswith("Watts,") and summary[1].startswith("Uncertainty,")
 

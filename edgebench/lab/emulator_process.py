@@ -14,6 +14,7 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,6 +56,7 @@ class StandInProcess:
         self.what = what
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self._final_stderr = ""
+        self._drainer: threading.Thread | None = None
         self.process = subprocess.Popen(
             list(argv), stdin=stdin, stdout=subprocess.PIPE, stderr=self._stderr, env=env
         )
@@ -63,6 +65,16 @@ class StandInProcess:
         except BaseException:
             self.stop()
             raise
+        # Whatever it prints later (the PTDaemon emulator's console, say) is read and
+        # dropped: a full pipe would block the stand-in mid-run.
+        self._drainer = threading.Thread(target=self._drain, name=f"{what} output", daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        stream = self.process.stdout
+        with contextlib.suppress(OSError, ValueError):
+            while stream is not None and os.read(stream.fileno(), 65536):
+                pass
 
     def _wait(
         self, ready: Callable[[str], str | None], timeout_s: float, error: type[Exception]
@@ -120,6 +132,8 @@ class StandInProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._drainer is not None:  # it ends at the output's end; its fd must stay ours
+            self._drainer.join(timeout=STOP_TIMEOUT_S)
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):

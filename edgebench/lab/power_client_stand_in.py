@@ -55,7 +55,7 @@ class Analyzer:
         except OSError as error:
             raise StandInFailure(f"Could not connect to the server {host}:{port} {error}") from None
         self.reader = self.sock.makefile("r", encoding="utf-8", newline="")
-        self.transcript: list[str] = []
+        self.transcript: list[tuple[str, str]] = []
 
     def line(self) -> str:
         text = self.reader.readline()
@@ -66,7 +66,7 @@ class Analyzer:
     def command(self, text: str) -> str:
         self.sock.sendall(text.encode() + b"\r\n")
         reply = self.line()
-        self.transcript.append(f"{text} -> {reply}")
+        self.transcript.append((text, reply))
         return reply
 
     def samples(self) -> list[str]:
@@ -138,10 +138,12 @@ def write_power_files(out: Path, session: str, analyzer: Analyzer, log: list[str
     }
     about = {"stand_in": True, "session_name": session, "results": results}
     (power / "client.json").write_text(json.dumps(about, indent=2) + "\n")
-    (power / "server.json").write_text(json.dumps({"stand_in": True}, indent=2) + "\n")
+    messages = [{"cmd": cmd, "reply": reply} for cmd, reply in analyzer.transcript]
+    server = {"stand_in": True, "ptd_messages": messages}
+    (power / "server.json").write_text(json.dumps(server, indent=2) + "\n")
     (power / "client.log").write_text("".join(f"{line}\n" for line in log))
     (power / "server.log").write_text("stand-in: client and server are one process\n")
-    (power / "ptd_logs.txt").write_text("".join(f"{t}\n" for t in analyzer.transcript))
+    (power / "ptd_logs.txt").write_text("".join(f"{c} -> {r}\n" for c, r in analyzer.transcript))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -68,6 +68,8 @@ CLIENT_WORK_DIR = "mlcommons-client"
 STAND_IN_MODULE = "edgebench.lab.power_client_stand_in"
 #: The server sleeps 10 s around each phase and PTDaemon may take ~17 s to start.
 DEFAULT_TIMEOUT_S = 120.0
+#: MLPerf Power's analyzers are Yokogawa's (the checker's whitelist of PTDaemon device types).
+ACCEPTED_ANALYZER = "Yokogawa"
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class MlcommonsPowerMeter(Meter):
         self._work: Path | None = None
         self._gate: socket.socket | None = None
         self._phase: tuple[str, Path] | None = None
+        self._analyzer: str | None = None  # PTDaemon's Identify reply, once a session is in
 
     # -- connection ------------------------------------------------------------------------
     def open(self) -> None:
@@ -262,6 +265,10 @@ class MlcommonsPowerMeter(Meter):
     def _stand_in(self) -> bool:
         return self._emulator is not None or STAND_IN_MODULE in (self._client_command() or ())
 
+    def _accepted_analyzer(self) -> bool:
+        """MLPerf Power accepts Yokogawa analyzers only; unknown until a session is in."""
+        return self._analyzer is None or self._analyzer.startswith(ACCEPTED_ANALYZER)
+
     def _client_command(self) -> tuple[str, ...] | None:
         return self._client.command if self._client else None
 
@@ -275,14 +282,19 @@ class MlcommonsPowerMeter(Meter):
         ]
         if self._stand_in():
             notes.append("stand-in client and analyzer for tests: never an MLPerf Power result")
+        if self._analyzer is not None:
+            notes.append(f"PTDaemon's analyzer identifies as {self._analyzer!r}")
+        if not self._accepted_analyzer():
+            notes.append("not an analyzer MLPerf Power accepts (Yokogawa only): lab measurement")
+        analyzer = (self._analyzer or "").split(",")
         return MeterInfo(
             driver=self.driver,
-            model="MLCommons power client/server with PTDaemon",
-            serial=None,
+            model=f"MLCommons power client/server with PTDaemon {analyzer[0]}".strip(),
+            serial=next((f[7:] for f in analyzer if f.startswith("serial=")), None),
             sample_rate_hz=1.0,  # the server's Go,1000: one sample a second
             accuracy=dict(self.profile.get("accuracy") or ptd.WT310_ACCURACY),
             records_marks=False,
-            mlperf_power_valid=not self._stand_in(),
+            mlperf_power_valid=not self._stand_in() and self._accepted_analyzer(),
             energy_method="mlperf-power",
             notes="; ".join(notes),
         )
@@ -429,6 +441,7 @@ class MlcommonsPowerMeter(Meter):
         kept = directory / SESSION_DIR / session.name
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(session, kept)
+        self._analyzer = analyzer_identity(kept)
         return _trace_from_spl(kept / "run_1" / "spl.txt", directory, self.describe())
 
     def _fail(self, directory: Path, phase: str, why: str) -> MeterError:
@@ -440,6 +453,18 @@ class MlcommonsPowerMeter(Meter):
             f"MLCommons power {phase} phase failed: {why}; the client's files are kept in "
             f"{self._work}"
         )
+
+
+def analyzer_identity(session: Path) -> str | None:
+    """PTDaemon's reply to `Identify` (model first) as the server logged it in server.json."""
+    try:
+        about = json.loads((session / "power" / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for message in about.get("ptd_messages") or []:
+        if isinstance(message, dict) and message.get("cmd") == "Identify":
+            return str(message.get("reply"))
+    return None
 
 
 def _trace_from_spl(spl: Path, directory: Path, info: MeterInfo) -> PowerTrace:

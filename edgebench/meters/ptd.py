@@ -5,15 +5,16 @@ power-dev `lib/server.py`): `Hello` (must answer `Hello, PTDaemon here!`), `Iden
 save the initial ranges (restored on close), then per phase: ranging = `SR,V,Auto`,
 `SR,A,Auto`; testing = `SR,V,<max volts seen in ranging>`, `SR,A,<1.1 x max amps>`; a settle
 pause (MLPerf waits 10 s), `Go,<ms>,0,<session>_<phase>`, and at the end `Stop`, `Watts`,
-`Uncertainty`. Samples are fetched with `RL` ("Last N samples" + N lines in the spl.txt form
-`Time,MM-DD-YYYY HH:MM:SS.mmm,Watts,..,Volts,..,Amps,..,PF,..,Mark,..`; DC analyzers want
-`DC-RL`), which power-dev adopted as SPEC's preferred way (power-dev #279). Where MLPerf's
-server calls `RL` once after `Stop`, this driver polls it about once per sample so the trace
-reaches the disk as it is measured and a daemon that dies mid-run leaves what it sent.
+`Uncertainty`. Samples are fetched with `RL` ("Last N samples" + N lines
+`Time,MM-DD-YYYY HH:MM:SS.mmm,Watts,..,Volts,..,Amps,..,PF,..`; DC analyzers want `DC-RL`),
+which power-dev adopted as SPEC's preferred way (power-dev #279). Where MLPerf's server calls
+`RL` once after `Stop`, this driver polls it about once per sample so the trace reaches the
+disk as it is measured and a daemon that dies mid-run leaves what it sent.
 
 Sample times are the PTD host's wall clock (UTC, PTDaemon runs with TZ=UTC): the trace clock
-is "utc". The raw sample lines are also kept as `spl.txt` beside the trace, and the run
-summary as `ptd_out.txt`, the file names of MLPerf's result tree.
+is "utc". The raw sample lines are also kept as `spl.txt` beside the trace, in the legacy form
+MLPerf's server writes (each RL line plus `,Mark,<the Go mark>`), and the run summary as
+`ptd_out.txt`, the file names of MLPerf's result tree.
 
 Inferred (the research and the PTDaemon docs we could read are silent):
 - a Watts or Amps field of 9.9E+37 or more (Yokogawa's over-range code) is an overload: an
@@ -77,12 +78,20 @@ class _Lines(LineSocket):
 
 
 def parse_sample(line: str) -> tuple[float, float, float, float]:
-    """(UTC epoch s, watts, volts, amps) from one spl.txt line; ValueError if it is not one."""
+    """(UTC epoch s, watts, volts, amps) from one sample line, as `RL` sends it (ending at PF)
+    or as spl.txt and PTDaemon's log keep it (`,Mark,<mark>` added); ValueError otherwise."""
     fields = line.strip().split(",")
-    if len(fields) < 12 or fields[0:12:2] != ["Time", "Watts", "Volts", "Amps", "PF", "Mark"]:
+    if len(fields) < 10 or fields[0:10:2] != ["Time", "Watts", "Volts", "Amps", "PF"]:
         raise ValueError("not a PTDaemon sample line")
     stamp = datetime.strptime(fields[1], TIME_FORMAT).replace(tzinfo=UTC)
     return stamp.timestamp(), float(fields[3]), float(fields[5]), float(fields[7])
+
+
+def spl_line(line: str, mark: str) -> str:
+    """`line` as MLPerf's server writes it to spl.txt ("legacy" form): the RL line plus
+    `,Mark,<mark>`; a line that already carries a Mark keeps just that one."""
+    line = line.strip()
+    return line if line.split(",")[10:11] == ["Mark"] else f"{line},Mark,{mark}"
 
 
 def session_name(label: str = "edgebench") -> str:
@@ -233,7 +242,8 @@ class PtdMeter(Meter):
             raise MeterError(f"PTDaemon did not start measuring: {reply!r}; check ptd's console")
         writer = PowerTraceWriter(Path(directory), "power", self.describe().to_dict(), clock="utc")
         assert self._conn is not None
-        self._recording = _Recording(self._conn, writer, phase, self.interval_ms / 1000.0)
+        period = self.interval_ms / 1000.0
+        self._recording = _Recording(self._conn, writer, phase, mark, period)
         self._recording.begin()
 
     def _phase_ranges(self, phase: str) -> tuple[str, str]:
@@ -268,14 +278,18 @@ class PtdMeter(Meter):
 
 
 class _Recording(Recording):
-    """One Go..Stop measurement: a thread polls `RL` and appends what arrives."""
+    """One Go..Stop measurement: a thread polls `RL` and appends what arrives; `mark` is the
+    one sent with Go, which spl.txt's lines carry."""
 
     reader_name = "ptd-reader"
 
-    def __init__(self, conn: _Lines, writer: PowerTraceWriter, phase: str, period: float):
+    def __init__(
+        self, conn: _Lines, writer: PowerTraceWriter, phase: str, mark: str, period: float
+    ) -> None:
         super().__init__(writer, "check the daemon and rerun")
         self.conn = conn
         self.phase = phase
+        self.mark = mark
         self.poll_s = min(max(period, 0.1), 1.0)
         self.read_command = "RL"
         self.max_volts = 0.0
@@ -302,7 +316,7 @@ class _Recording(Recording):
             except ValueError:
                 self.writer.event(time.time(), "message", f"unparseable sample line {line!r}")
                 continue
-            self._spl.write(line + "\n")
+            self._spl.write(spl_line(line, self.mark) + "\n")
             if w >= OVERLOAD_AT or a >= OVERLOAD_AT:
                 self.writer.event(t, "overload", f"analyzer over range: {line}")
             elif not math.isfinite(w):
