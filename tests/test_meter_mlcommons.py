@@ -189,3 +189,11 @@ def test_bundled_profiles_validate() -> None:
 def test_gate_usage_and_a_vanished_run() -> None:
     assert mlcommons_gate.main([]) == 2
     assert mlcommons_gate.main(["127.0.0.1:9", "token"]) == 1
+
+
+def test_probe_opens_without_recording(tmp_path: Path) -> None:
+    """A probe cannot hand the client LoadGen logs: it opens the meter and describes it."""
+    done = run_cli("meters", "probe", "virtual-mlcommons-power", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["recorded"].startswith("nothing") and "stand-in" in report["notes"]

@@ -80,10 +80,12 @@ def probe_command(args: argparse.Namespace) -> int:
     meter = open_meter(args.meter)
     with meter, tempfile.TemporaryDirectory(prefix="edgebench-probe-") as scratch:
         info = meter.describe()
-        meter.start(Path(scratch) / "power", "ranging" if meter.needs_ranging else "testing")
-        time.sleep(args.seconds)
-        trace = meter.stop()
-        report = _report(trace, info.to_dict())
+        if meter.records_alone:
+            meter.start(Path(scratch) / "power", "ranging" if meter.needs_ranging else "testing")
+            time.sleep(args.seconds)
+            report = _report(meter.stop(), info.to_dict())
+        else:
+            report = _described(info.to_dict())
     if args.json:
         print_json(report)
         return 0
@@ -96,8 +98,8 @@ def probe_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(trace: Any, info: dict[str, Any]) -> dict[str, Any]:
-    report: dict[str, Any] = {
+def _described(info: dict[str, Any]) -> dict[str, Any]:
+    return {
         "model": info["model"],
         "serial": info["serial"],
         "sample_rate_hz": info["sample_rate_hz"],
@@ -105,6 +107,13 @@ def _report(trace: Any, info: dict[str, Any]) -> dict[str, Any]:
         "accuracy": info["accuracy"],
         "records_marks": info["records_marks"],
         "notes": info["notes"],
+        "recorded": "nothing: this meter measures only around a run; it opened (server reached)",
+    }
+
+
+def _report(trace: Any, info: dict[str, Any]) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        **{k: v for k, v in _described(info).items() if k != "recorded"},
         "trace_kind": trace.kind,
         "trace_clock": trace.clock,
         "status": trace.status,

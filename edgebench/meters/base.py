@@ -67,6 +67,9 @@ class Meter(ABC):
     #: mapping starts in place of the hardware; None for drivers without one. Such drivers
     #: accept the `emulator` profile key.
     emulator_module: ClassVar[str | None] = None
+    #: False for a meter that measures only around a workload it is handed (MLCommons'
+    #: client wants the run's LoadGen logs): `edgebench meters probe` then only opens it.
+    records_alone: ClassVar[bool] = True
 
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile

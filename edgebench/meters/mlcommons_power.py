@@ -183,6 +183,7 @@ class MlcommonsPowerMeter(Meter):
     )
     emulator_module = "edgebench.lab.ptd_emulator"
     needs_ranging = True
+    records_alone = False
     profile_keys: ClassVar[dict[str, type | tuple[type, ...]]] = {
         "server": str,
         "port": int,
