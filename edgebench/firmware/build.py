@@ -52,7 +52,8 @@ def compile_program(
     command = [compiler, *flags, f"-I{CORE}", *map(str, sources), "-o", str(partial)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        first = (done.stderr.strip().splitlines() or ["(no compiler output)"])[0]
+        lines = done.stderr.strip().splitlines() or ["(no compiler output)"]
+        first = next((line for line in lines if "error" in line), lines[0])
         raise BuildError(f"C build of {output.name} failed: {first}")
     os.replace(partial, output)  # never leave a half-written image where a cached one goes
 
@@ -98,21 +99,26 @@ def cached_image(
     prefix: str,
     model: Path,
     model_id: str,
-    port_dir: Path,
+    port_dirs: Sequence[Path],
     flags: Sequence[str],
     image_name: str,
     compiler: Callable[[], str],
 ) -> Path:
-    """The image for this model and port, built once per distinct build key."""
+    """The image for this model and port (its own folder, then any it shares, such as
+    ports/cortex-m), built once per distinct build key."""
     model_source = render_c(convert(model.read_bytes(), model_id))
-    files = sorted(p for p in [*CORE.iterdir(), *port_dir.iterdir()] if p.is_file())
+    files = sorted(
+        (p for p in [*CORE.iterdir(), *(f for d in port_dirs for f in d.iterdir())] if p.is_file()),
+        key=lambda path: (path.name, str(path)),
+    )
     key = build_key(model_id, model_source, " ".join(flags), files=files)
     out_dir = cache_root() / f"{prefix}-{model_id}-{key}"
     image = out_dir / image_name
     if not image.is_file():
         sources = [*core_sources(), write_source(out_dir, model_source)]
-        sources += sorted(port_dir.glob("*.c"))
-        compile_program(compiler(), (*flags, f'-DEB_BUILD_ID="{key}"'), sources, image)
+        sources += sorted(path for d in port_dirs for path in d.glob("*.c"))
+        includes = [f"-I{d}" for d in port_dirs]
+        compile_program(compiler(), (*flags, *includes, f'-DEB_BUILD_ID="{key}"'), sources, image)
     return image
 
 

@@ -2,7 +2,7 @@
 
 A port turns the portable core plus one converted model into something a serial transport
 can talk to. For the host-runnable ports (posix, qemu-mps2-an386) "start" means running the
-image with its UART on a pty; real boards will be flashed instead (a later issue).
+image with its UART on a pty; a board's image is written by the profile's flasher instead.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class FirmwarePort(ABC):
     name: ClassVar[str]
     #: Timings from this port are real (posix) or only functional (instruction-counted QEMU).
     timing_note: ClassVar[str]
-    source_dir: ClassVar[Path]
+    #: The port's folder under firmware_bridges/ports/, then folders it shares (cortex-m).
+    source_dirs: ClassVar[tuple[Path, ...]]
     flags: ClassVar[tuple[str, ...]]
     image_name: ClassVar[str]
     compilers: ClassVar[tuple[str, ...]]
@@ -64,7 +65,7 @@ class FirmwarePort(ABC):
             self.name,
             model,
             model_id,
-            self.source_dir,
+            self.source_dirs,
             self.flags,
             self.image_name,
             lambda: find_tool(self.compilers, self.install_hint),
@@ -95,7 +96,7 @@ def register(cls: type[FirmwarePort]) -> type[FirmwarePort]:
 
 
 def firmware_port(name: str) -> FirmwarePort:
-    from . import posix_port, qemu_port  # noqa: F401  (register themselves)
+    from . import board_ports, posix_port, qemu_port  # noqa: F401  (register themselves)
 
     if name not in FIRMWARE_PORTS:
         raise BuildError(

@@ -16,7 +16,7 @@ SOURCE_DIR = PORTS / "posix"
 class PosixPort(FirmwarePort):
     name = "posix"
     timing_note = "host CPU timing (not a microcontroller's)"
-    source_dir = SOURCE_DIR
+    source_dirs = (SOURCE_DIR,)
     flags = (*COMMON_FLAGS, "-pedantic")
     image_name = "eb-posix-bridge"
     compilers = ("cc", "gcc", "clang")

@@ -13,24 +13,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .build import COMMON_FLAGS, PORTS, BuildError, find_tool
-from .ports import FirmwarePort, RunningFirmware, port_after, register
+from .board_ports import ARM_INSTALL_HINT, CortexM4Port
+from .build import PORTS, BuildError, find_tool
+from .ports import RunningFirmware, port_after, register
 
 SOURCE_DIR = PORTS / "mps2-an386"
-ARM_FLAGS = (
-    "-mcpu=cortex-m4",
-    "-mthumb",
-    "-mfloat-abi=soft",
-    "-ffreestanding",
-    "-nostartfiles",
-    "--specs=nano.specs",
-    "--specs=nosys.specs",
-    "-Wl,--gc-sections",
-)
-INSTALL_HINT = (
-    "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi "
-    "qemu-system-arm"
-)
 
 
 class QemuFirmware(RunningFirmware):
@@ -41,14 +28,11 @@ class QemuFirmware(RunningFirmware):
 
 
 @register
-class QemuMps2Port(FirmwarePort):
+class QemuMps2Port(CortexM4Port):
     name = "qemu-mps2-an386"
     timing_note = "QEMU instruction count (-icount shift=0): functional, not a chip's timing"
-    source_dir = SOURCE_DIR
-    flags = (*COMMON_FLAGS, *ARM_FLAGS, f"-T{SOURCE_DIR / 'link.ld'}")
-    image_name = "firmware.elf"
-    compilers = ("arm-none-eabi-gcc",)
-    install_hint = INSTALL_HINT
+    folder = SOURCE_DIR
+    install_hint = f"{ARM_INSTALL_HINT} qemu-system-arm"
     launch_tools = ("qemu-system-arm",)
 
     def launch(self, image: Path, activity: Path | None = None) -> RunningFirmware:
@@ -57,7 +41,7 @@ class QemuMps2Port(FirmwarePort):
                 "the QEMU port cannot report its timestamp pin to a meter emulator; "
                 "use the posix port (or a real board) for energy runs"
             )
-        qemu = find_tool(self.launch_tools, INSTALL_HINT)
+        qemu = find_tool(self.launch_tools, self.install_hint)
         # The monitor is on stdin/stdout (-nographic); the UART on a pty; halted until resume.
         argv = [qemu, "-M", "mps2-an386", "-nographic", "-kernel", str(image)]
         argv += ["-serial", "pty", "-S", "-icount", "shift=0"]

@@ -1,43 +1,38 @@
 /* Cortex-M4 port for the MPS2 AN386 board as QEMU emulates it (qemu-system-arm -M
  * mps2-an386): CMSDK UART0 for the host, SysTick on the 1 MHz reference clock for
  * microseconds, CMSDK GPIO0 bit 0 as the timestamp pin. Received bytes are queued by the
- * UART interrupt and the core sleeps in WFI between commands, so an idle emulator does not
- * keep a host core busy.
+ * UART interrupt and the core sleeps in WFI between commands (cortex-m/eb_serve.c), so an
+ * idle emulator does not keep a host core busy.
  *
  * Under QEMU's -icount the timer counts emulated instructions, not a real chip's cycles:
  * timings from this port are functional checks, never performance figures. */
 #include <stdint.h>
 
 #include "eb_bridge.h"
+#include "eb_cortex_m.h"
 #include "eb_port.h"
 
-#define REG(address) (*(volatile uint32_t *)(address))
-
 #define UART0_BASE 0x40004000UL
-#define UART_DATA REG(UART0_BASE + 0x00)
-#define UART_STATE REG(UART0_BASE + 0x04)
-#define UART_CTRL REG(UART0_BASE + 0x08)
-#define UART_INTCLEAR REG(UART0_BASE + 0x0C)
-#define UART_BAUDDIV REG(UART0_BASE + 0x10)
+#define UART_DATA EB_REG(UART0_BASE + 0x00)
+#define UART_STATE EB_REG(UART0_BASE + 0x04)
+#define UART_CTRL EB_REG(UART0_BASE + 0x08)
+#define UART_INTCLEAR EB_REG(UART0_BASE + 0x0C)
+#define UART_BAUDDIV EB_REG(UART0_BASE + 0x10)
 #define UART_STATE_TX_FULL 1U
 #define UART_STATE_RX_FULL 2U
 #define UART_CTRL_TX_RX_RXIRQ 0x0BU
 
-#define GPIO0_DATAOUT REG(0x40010004UL)
-#define GPIO0_OUTENSET REG(0x40010010UL)
+#define GPIO0_DATAOUT EB_REG(0x40010004UL)
+#define GPIO0_OUTENSET EB_REG(0x40010010UL)
 
-#define SYST_CSR REG(0xE000E010UL)
-#define SYST_RVR REG(0xE000E014UL)
-#define SYST_CVR REG(0xE000E018UL)
-#define SCB_ICSR REG(0xE000ED04UL)
+#define SYST_CSR EB_REG(0xE000E010UL)
+#define SYST_RVR EB_REG(0xE000E014UL)
+#define SYST_CVR EB_REG(0xE000E018UL)
+#define SCB_ICSR EB_REG(0xE000ED04UL)
 #define ICSR_PENDSTSET (1UL << 26)
-#define NVIC_ISER0 REG(0xE000E100UL)
+#define NVIC_ISER0 EB_REG(0xE000E100UL)
 #define SYSTICK_MAX 0xFFFFFFUL
 
-#define RX_QUEUE 1024U /* a power of two */
-
-static volatile uint8_t eb_rx_queue[RX_QUEUE];
-static volatile uint32_t eb_rx_head, eb_rx_tail;
 static volatile uint32_t eb_systick_wraps;
 
 const char *eb_port_vendor(void)
@@ -66,11 +61,7 @@ void eb_uart0_rx_handler(void)
      * interrupt again instead of sitting in the data register with its interrupt cleared. */
     UART_INTCLEAR = 2U;
     while (UART_STATE & UART_STATE_RX_FULL) {
-        const uint8_t byte = (uint8_t)UART_DATA;
-        if (eb_rx_head - eb_rx_tail < RX_QUEUE) {
-            eb_rx_queue[eb_rx_head % RX_QUEUE] = byte;
-            ++eb_rx_head;
-        }
+        eb_rx_push((uint8_t)UART_DATA);
     }
 }
 
@@ -105,20 +96,5 @@ int main(void)
     while (SYST_CVR == 0) {
         /* the counter reads 0 until its first reload */
     }
-    eb_bridge_init(EB_TIMING_PERFORMANCE);
-    for (;;) {
-        __asm volatile("cpsid i" ::: "memory");
-        if (eb_rx_head == eb_rx_tail) {
-            __asm volatile("wfi\n\tcpsie i" ::: "memory"); /* wakes on the pending IRQ */
-            continue;
-        }
-        __asm volatile("cpsie i" ::: "memory");
-        while (eb_rx_head != eb_rx_tail) {
-            const uint8_t byte = eb_rx_queue[eb_rx_tail % RX_QUEUE];
-            ++eb_rx_tail;
-            if (eb_bridge_receive(byte)) {
-                eb_bridge_execute();
-            }
-        }
-    }
+    eb_serve_forever(EB_TIMING_PERFORMANCE);
 }

@@ -1,33 +1,16 @@
-/* Reset and the vector table for a bare Cortex-M4: no vendor SDK, no CMSIS. */
+/* The vector table for the MPS2 AN386 under QEMU: no vendor SDK, no CMSIS. Reset is the
+ * shared cortex-m/eb_reset.c; nothing to set up before it (QEMU's clocks need none). */
 #include <stdint.h>
 
-extern uint32_t _data_load, _data_start, _data_end, _bss_start, _bss_end, _stack_top;
-extern int main(void);
-void eb_reset_handler(void);
+#include "eb_cortex_m.h"
+
+extern uint32_t _stack_top;
 void eb_systick_handler(void);
 void eb_uart0_rx_handler(void);
 
-static void eb_default_handler(void)
+void eb_port_early_init(void)
 {
-    for (;;) {
-    }
 }
-
-void eb_reset_handler(void)
-{
-    uint32_t *source = &_data_load;
-    uint32_t *target;
-    for (target = &_data_start; target < &_data_end;) {
-        *target++ = *source++;
-    }
-    for (target = &_bss_start; target < &_bss_end;) {
-        *target++ = 0;
-    }
-    main();
-    eb_default_handler();
-}
-
-typedef void (*eb_vector_t)(void);
 
 /* 16 system exceptions, then the external interrupts (UART0 RX is IRQ 0 on the MPS2). */
 __attribute__((section(".isr_vector"), used)) static const eb_vector_t eb_vectors[48] = {
