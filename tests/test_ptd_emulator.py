@@ -134,10 +134,15 @@ def test_other_device_type_is_emulated_as_wt310_and_said_so(tmp_path: Path) -> N
     )
 
 
-def test_unwritable_log_is_a_one_line_error(tmp_path: Path) -> None:
-    argv, env = python_module_argv(MODULE, ["-l", str(tmp_path / "no" / "such" / "log.txt")])
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+@pytest.mark.parametrize("problem", ["unwritable log", "port taken"])
+def test_bad_start_is_a_one_line_error(tmp_path: Path, problem: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        if problem == "port taken":
+            args, fix = ["-p", str(taken.getsockname()[1])], "give -p a free port"
+        else:
+            args, fix = ["-l", str(tmp_path / "no" / "such" / "log.txt")], "give -l a writable"
+        argv, env = python_module_argv(MODULE, args)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr.count("\n") == 1
-    assert "cannot open log file" in done.stderr and "give -l a writable path" in done.stderr
+    assert done.stderr.count("\n") == 1 and fix in done.stderr, done.stderr

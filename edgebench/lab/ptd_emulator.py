@@ -368,8 +368,8 @@ class PtdServer(socketserver.ThreadingTCPServer):
         drop_after_s: float | None = None,
         startup: tuple[str, ...] = (),
     ) -> None:
+        self.analyzer = analyzer  # first: a failed bind calls server_close(), which uses it
         super().__init__(("127.0.0.1", port), _Handler)
-        self.analyzer = analyzer
         self.stop_answering_after_s = stop_answering_after_s
         self.drop_after_s = drop_after_s
         self.startup = startup
@@ -484,13 +484,19 @@ def build_server(args: argparse.Namespace) -> PtdServer:
         garbage_every=args.garbage_every,
         log=log,
     )
-    return PtdServer(
-        analyzer,
-        args.port,
-        stop_answering_after_s=args.stop_answering_after,
-        drop_after_s=args.drop_after,
-        startup=startup_messages(args),
-    )
+    try:
+        return PtdServer(
+            analyzer,
+            args.port,
+            stop_answering_after_s=args.stop_answering_after,
+            drop_after_s=args.drop_after,
+            startup=startup_messages(args),
+        )
+    except OSError as error:
+        raise SystemExit(
+            f"ptd_emulator: cannot listen on port {args.port} ({error.strerror}); "
+            "give -p a free port, or 0 for any"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
