@@ -54,7 +54,7 @@ def stand_in_profile(path: Path, activity: Path, **extra: object) -> Path:
 def metered(root: Path, profile: Path, *args: str):
     activity = root / "activity.jsonl"
     return run_cli(
-        "run", "-b", "kws", "-s", "SingleStream", "-m", "performance", "--meter", str(profile),
+        "run", "-b", "kws", "-s", "SingleStream", "--meter", str(profile),
         "--results", str(root / "results"), "--json", *args,
         cwd=root, env={"EDGEBENCH_TEST_ACTIVITY_FILE": str(activity)},
     )  # fmt: skip
@@ -64,7 +64,7 @@ def metered(root: Path, profile: Path, *args: str):
 def client_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("mlcommons-run")
     profile = stand_in_profile(root / "stand-in.yaml", root / "activity.jsonl")
-    done = metered(root, profile, "--duration", "4")
+    done = metered(root, profile, "-m", "performance", "--duration", "4")
     assert done.returncode == 0, done.stderr[-2000:]
     (result,) = json.loads(done.stdout)
     return root / "results" / result["run_id"], result
@@ -82,6 +82,7 @@ def test_client_session_is_kept_whole(client_run: tuple[Path, dict]) -> None:
         assert (session / "run_1" / name).read_bytes() == (directory / name).read_bytes()
         ranging = directory / "ranging" / name
         assert (session / "ranging" / name).read_bytes() == ranging.read_bytes()
+    assert not (directory / "ranging" / "power" / "mlcommons-client" / "output").exists()
     for line in (session / "run_1" / "spl.txt").read_text().splitlines():
         assert line.count(",Mark,") == 1 and line.endswith(f"{session.name}_testing")
 
@@ -119,11 +120,23 @@ def test_submission_lays_out_the_session_as_mlperf_power_does(
     assert (performance / "run_1" / "result.json").is_file()  # the run itself, beside them
 
 
+def test_accuracy_runs_are_not_metered(tmp_path: Path) -> None:
+    profile = stand_in_profile(tmp_path / "stand-in.yaml", tmp_path / "activity.jsonl")
+    done = metered(tmp_path, profile, "-m", "accuracy")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(done.stdout)
+    directory = tmp_path / "results" / result["run_id"]
+    assert not (directory / "energy.json").exists() and not (directory / "ranging").exists()
+    assert "meter not used in accuracy mode: energy is measured on performance runs" in " ".join(
+        result["notes"]
+    )
+
+
 def test_native_loop_is_refused_with_the_fix(tmp_path: Path) -> None:
     """The client needs LoadGen's logs: a run without them fails in its ranging phase, with
     the fix, and its results directory says so."""
     profile = stand_in_profile(tmp_path / "stand-in.yaml", tmp_path / "activity.jsonl")
-    done = metered(tmp_path, profile, "--duration", "0.5", "--loop", "native")
+    done = metered(tmp_path, profile, "-m", "performance", "--duration", "0.5", "--loop", "native")
     assert done.returncode != 0
     fix = "MLCommons' client needs LoadGen's logs: run with --loop loadgen"
     assert fix in " ".join(done.stderr.split())

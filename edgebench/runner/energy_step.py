@@ -169,6 +169,18 @@ def run_metered(
     return record, step
 
 
+def meter_for_mode(
+    meter: Meter | None, mode: str, measured_mode: str, writer: ResultWriter, why: str
+) -> Meter | None:
+    """The meter when `mode` is the one energy is measured in; else None, and the result
+    notes why the meter sat this run out."""
+    if meter is None or mode == measured_mode:
+        return meter
+    notes = list(writer.data.get("notes") or [])
+    writer.update(notes=[*notes, f"meter not used in {mode} mode: {why}"])
+    return None
+
+
 def attach(writer: ResultWriter, energy: dict[str, Any]) -> None:
     """Energy into result.json: its summary, and its reasons into the run's validity."""
     reasons = list(writer.data.get("reasons") or [])

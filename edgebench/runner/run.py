@@ -19,7 +19,7 @@ from ..devices.base import Device, RunRecord, SystemInfo
 from ..meters.base import Meter
 from ..suite.benchmarks import Benchmark
 from .clock_step import clock_mapped
-from .energy_step import attach, run_metered
+from .energy_step import attach, meter_for_mode, run_metered
 from .results import ResultWriter, new_run_id, performance_metrics, result_head, utc_now, validity
 from .scoring import score
 from .settings_profiles import merged_settings, settings_profile
@@ -132,9 +132,10 @@ def run_benchmark(
             with clock_mapped(device, out):
                 return device.run(plan, out, on_event)
 
-        record, metered = run_metered(
-            options.meter, directory, profile.submission_grade, run_once, on_event
-        )
+        why = "energy is measured on performance runs, as MLPerf Power does"
+        meter = meter_for_mode(options.meter, mode, "performance", writer, why)
+        grade = profile.submission_grade
+        record, metered = run_metered(meter, directory, grade, run_once, on_event)
         finish(writer, benchmark, record.data, scenario, mode)
         if metered is not None:
             attach(writer, metered.finish())

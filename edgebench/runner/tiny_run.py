@@ -31,7 +31,7 @@ from ..metrics.accuracy import AccuracyResult, format_accuracy_txt
 from ..protocol.tiny_models import model_for_benchmark
 from ..suite.benchmarks import Benchmark, sha256_file
 from . import tiny_score
-from .energy_step import attach, run_metered
+from .energy_step import attach, meter_for_mode, run_metered
 from .results import ResultWriter, new_run_id, result_head, utc_now
 from .settings_profiles import settings_profile
 from .summary import write_summary
@@ -127,15 +127,9 @@ def run_tiny(
             plan = _window_plan(benchmark, device, mode, min_window_s, extra, on_event)
         plan.update(mode=mode, settings_profile=profile.name, min_window_s=min_window_s)
         # Only energy-mode windows are cut by timestamp pulses a meter can record.
-        meter = options.meter if mode == "energy" else None
-        if options.meter is not None and meter is None:
-            writer.update(
-                notes=[
-                    *writer.data["notes"],
-                    f"meter not used in {mode} mode: serial DUTs mark energy "
-                    "windows only with -m energy",
-                ]
-            )
+        meter = meter_for_mode(
+            options.meter, mode, "energy", writer, "serial DUTs mark energy windows only in it"
+        )
         record, metered = run_metered(
             meter, directory, profile.submission_grade, lambda out: device.run(plan, out, on_event)
         )
