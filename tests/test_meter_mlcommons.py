@@ -9,6 +9,9 @@ the emulator turns into power, so the true energy is known.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,10 +31,24 @@ from edgebench.meters.profiles import load_meter_profile, open_meter
 from edgebench.metrics.energy import LAB_LABEL
 from edgebench.submission.tree import assemble
 
-from .support import run_cli
+from .support import CLI, run_cli
+from .test_interrupt import wait_for
 
 IDLE_W, ACTIVE_W = 2.0, 5.0
 STAND_IN = ["python", "-m", "edgebench.lab.power_client_stand_in"]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes whose command line holds `text` (the test's own directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def stand_in_profile(path: Path, activity: Path, **extra: object) -> Path:
@@ -143,6 +160,28 @@ def test_native_loop_is_refused_with_the_fix(tmp_path: Path) -> None:
     (result_file,) = (tmp_path / "results").glob("*/result.json")
     result = json.loads(result_file.read_text())
     assert result["status"] == "failed" and fix in result["reasons"][0]
+
+
+def test_ctrl_c_mid_session_ends_the_client_too(tmp_path: Path) -> None:
+    """Interrupted in the testing phase: the run is marked incomplete and neither the client
+    nor its gate outlives edgebench."""
+    profile = stand_in_profile(tmp_path / "stand-in.yaml", tmp_path / "activity.jsonl")
+    argv = [*CLI, "run", "-b", "kws", "-s", "SingleStream", "-m", "performance"]
+    argv += ["--duration", "3", "--meter", str(profile), "--results", str(tmp_path / "res")]
+    process = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        # energy.json ("pending") is written in the testing phase, as its workload starts
+        testing = wait_for(lambda: any((tmp_path / "res").glob("*/energy.json")), 60)
+        assert testing, "the run never reached its testing phase"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    (result_file,) = (tmp_path / "res").glob("*/result.json")
+    assert json.loads(result_file.read_text())["status"] == "incomplete"
+    assert wait_for(lambda: not processes_mentioning(str(tmp_path)), 10), "client left running"
 
 
 def test_bad_profiles_and_unreachable_server_are_one_line_errors(tmp_path: Path) -> None:

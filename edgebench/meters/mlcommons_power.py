@@ -326,7 +326,7 @@ class MlcommonsPowerMeter(Meter):
                 "and one testing phase per session"
             )
         assert self._listener is not None and self._client is not None
-        self._work = directory / CLIENT_WORK_DIR
+        self._work = directory.absolute() / CLIENT_WORK_DIR
         (self._work / "loadgen").mkdir(parents=True, exist_ok=True)
         host, port = self._listener.getsockname()[:2]
         gate = [sys.executable, "-m", mlcommons_gate.__name__, f"{host}:{port}", self._token]
