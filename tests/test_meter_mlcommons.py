@@ -249,3 +249,14 @@ def test_probe_opens_without_recording(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["recorded"].startswith("nothing") and "stand-in" in report["notes"]
+
+
+def test_a_failed_session_leaves_the_meter_ready_for_the_next_run(tmp_path: Path) -> None:
+    profile = stand_in_profile(tmp_path / "p.yaml", tmp_path / "activity.jsonl")
+    with open_meter(str(profile)) as meter:
+        meter.start(tmp_path / "first" / "power", "ranging")
+        with pytest.raises(MeterError, match=r"left no mlperf_log_detail\.txt"):
+            meter.stop()  # no run wrote LoadGen logs there
+        meter.start(tmp_path / "second" / "power", "ranging")  # a fresh client and session
+        assert (tmp_path / "second" / "power" / "mlcommons-client" / "command.txt").is_file()
+    assert not processes_mentioning(str(tmp_path / "second"))

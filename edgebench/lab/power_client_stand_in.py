@@ -23,9 +23,11 @@ its results can never pass as MLPerf Power results; the driver labels them so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +58,7 @@ class Analyzer:
             raise StandInFailure(f"Could not connect to the server {host}:{port} {error}") from None
         self.reader = self.sock.makefile("r", encoding="utf-8", newline="")
         self.transcript: list[tuple[str, str]] = []
+        self.measuring = False
 
     def line(self) -> str:
         text = self.reader.readline()
@@ -67,6 +70,10 @@ class Analyzer:
         self.sock.sendall(text.encode() + b"\r\n")
         reply = self.line()
         self.transcript.append((text, reply))
+        if text.startswith("Go,") and reply.startswith("Starting"):
+            self.measuring = True
+        elif text == "Stop":
+            self.measuring = False
         return reply
 
     def samples(self) -> list[str]:
@@ -159,9 +166,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def stop_on_sigterm(signum: int, frame: object) -> None:
+    raise StandInFailure("terminated")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log: list[str] = []
+    # Terminated mid-phase (the run was abandoned), it ends the analyzer's measurement as
+    # the real server ends a dropped session's, so the next session can start one.
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    analyzer: Analyzer | None = None
     try:
         analyzer = Analyzer(args.addr, args.port)
         if analyzer.command("Hello") != "Hello, PTDaemon here!":
@@ -179,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         write_power_files(out, session, analyzer, log)
     except StandInFailure as failure:
         print(f"[CRITICAL] {failure}", file=sys.stderr)
+        if analyzer is not None and analyzer.measuring:
+            with contextlib.suppress(OSError, StandInFailure):
+                analyzer.command("Stop")
         return 1
     print("Successful exit", flush=True)
     return 0

@@ -247,6 +247,16 @@ class MlcommonsPowerMeter(Meter):
 
     def close(self) -> None:
         self._release_gate("the edgebench run closed the meter")
+        self._end_client()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._phase = None
+        self._client = None
+        self._stop_emulator()
+
+    def _end_client(self) -> None:
+        """Stop a client still running (an abandoned session), so the next run starts anew."""
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -255,12 +265,6 @@ class MlcommonsPowerMeter(Meter):
                 self._process.kill()
                 self._process.wait()
         self._process = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        self._phase = None
-        self._client = None
-        self._stop_emulator()
 
     # -- description -----------------------------------------------------------------------
     def _stand_in(self) -> bool:
@@ -359,6 +363,7 @@ class MlcommonsPowerMeter(Meter):
         self._listener.settimeout(0.2)
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
+                self._process = None
                 raise MeterError(
                     f"MLCommons power client exited before the {phase} phase began "
                     f"({self._console_tail()}); see {self._work}/console.txt"
@@ -376,6 +381,7 @@ class MlcommonsPowerMeter(Meter):
                 link.settimeout(None)
                 return link
             link.close()  # not our gate
+        self._end_client()
         raise MeterError(
             f"MLCommons power client did not start the {phase} phase within "
             f"{self.timeout_s:g} s ({self._console_tail()}); check the power server, or "
@@ -410,6 +416,7 @@ class MlcommonsPowerMeter(Meter):
                 "LoadGen's logs: run with --loop loadgen"
             )
             self._release_gate(why)
+            self._end_client()
             raise self._fail(directory, phase, why)
         into = self._work / "loadgen" / phase
         into.mkdir(parents=True, exist_ok=True)
@@ -428,6 +435,7 @@ class MlcommonsPowerMeter(Meter):
         try:
             code = self._process.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
+            self._end_client()
             raise self._fail(
                 directory, "testing", f"the client did not finish within {self.timeout_s:g} s"
             ) from None
