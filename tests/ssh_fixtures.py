@@ -24,7 +24,7 @@ import pytest
 
 from edgebench.lab.sshd import LoopbackSshd, SshdUnavailable
 
-from .support import CLI, REPO, shared_model
+from .support import CLI, REPO, processes_mentioning, shared_model, wait_for
 
 
 def start_sshd(**options: Any) -> LoopbackSshd:
@@ -227,26 +227,17 @@ def start_long_run(device: LoopbackDevice, cwd: Path, *extra: str) -> subprocess
 
 def wait_measuring(workdir: Path, timeout: float = 60) -> bool:
     """The first chunk of per-query times (65,536 queries) reached the device's disk."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def measuring() -> bool:
         files = list((workdir / "runs").glob("*/out/queries/index.i64"))
-        if files and files[0].stat().st_size > 0:
-            return True
-        time.sleep(0.1)
-    return False
+        return bool(files) and files[0].stat().st_size > 0
+
+    return wait_for(measuring, timeout)
 
 
 def agent_pids(workdir: Path) -> list[int]:
     """Processes (not this one) with `workdir` in their command line: agents on the device."""
-    needle, found = str(workdir).encode(), []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    return processes_mentioning(str(workdir))
 
 
 def error_lines(done: subprocess.CompletedProcess) -> list[str]:

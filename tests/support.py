@@ -1,11 +1,15 @@
-"""Helpers the tests share: paths to ../shared and running the real `edgebench` command."""
+"""Helpers the tests share: paths to ../shared, running the real `edgebench` command, and
+waiting on (or cutting short) the processes it starts."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,40 @@ def run_json(*args: str, cwd: Path, **kwargs) -> list[dict]:
     done = run_cli("run", *args, "--json", cwd=cwd, **kwargs)
     assert done.stdout.strip(), f"no JSON output; stderr: {done.stderr}"
     return json.loads(done.stdout)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> bool:
+    """Poll `predicate` every 0.1 s until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def ctrl_c(process: subprocess.Popen, started: Callable[[], bool], why: str, timeout: float) -> str:
+    """Ctrl-C a running `edgebench` once `started()` (a wait that says whether the run got
+    there; asserted, with `why`) and return its stderr when it has exited within `timeout`.
+    The process is killed if anything fails before it exits."""
+    try:
+        assert started(), why
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return stderr
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Processes (not this one) whose command line holds `text`, e.g. a test's own directory."""
+    needle, found = text.encode(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -85,6 +85,14 @@ def acc(tree: Path) -> Path:
     return scenario_dir(tree) / "accuracy"
 
 
+def tampered_copy(source: Path, tmp_path: Path, tamper: Callable[[Path], None]) -> Path:
+    """A copy of the submission tree `source` (left as it is, shared by the cases), tampered."""
+    tree = tmp_path / "tree"
+    shutil.copytree(source, tree)
+    tamper(tree)
+    return tree
+
+
 # --- tamperings made to results directories before submit ----------------------------------
 
 
@@ -300,9 +308,7 @@ AFTER_SUBMIT = {
 @pytest.mark.parametrize("name", list(AFTER_SUBMIT))
 def test_tampering_after_submit(name, genuine_tree, tmp_path):
     tamper, rule = AFTER_SUBMIT[name]
-    tree = tmp_path / "tree"
-    shutil.copytree(genuine_tree, tree)
-    tamper(tree)
+    tree = tampered_copy(genuine_tree, tmp_path, tamper)
     lines = findings(tree)
     assert any(f": {rule}: " in line for line in lines), lines
 
@@ -381,9 +387,7 @@ ENERGY = {
 @pytest.mark.parametrize("name", list(ENERGY))
 def test_energy_tampering(name, energy_tree, tmp_path):
     tamper, rule = ENERGY[name]
-    tree = tmp_path / "tree"
-    shutil.copytree(energy_tree, tree)
-    tamper(tree)
+    tree = tampered_copy(energy_tree, tmp_path, tamper)
     assert rule in rule_ids(tree), findings(tree)
 
 
@@ -438,7 +442,5 @@ MCU = {
 @pytest.mark.parametrize("name", list(MCU))
 def test_microcontroller_tampering(name, mcu_tree, tmp_path):
     tamper, rule = MCU[name]
-    tree = tmp_path / "tree"
-    shutil.copytree(mcu_tree, tree)
-    tamper(tree)
+    tree = tampered_copy(mcu_tree, tmp_path, tamper)
     assert rule in rule_ids(tree), findings(tree)

@@ -207,18 +207,15 @@ def test_ranging_run_precedes_testing(tmp_path: Path) -> None:
 
 def test_meter_profile_validation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("driver: ptd\nport: '8888'\n")
-    with pytest.raises(MeterError, match=r"key 'port' must be int, got str '8888'"):
-        load_meter_profile(str(bad))
-    bad.write_text("driver: ptd\nprot: 8888\n")
-    with pytest.raises(MeterError, match="unknown key 'prot' for meter driver 'ptd'"):
-        load_meter_profile(str(bad))
-    bad.write_text("driver: fluke\n")
-    with pytest.raises(MeterError, match=r"unknown meter driver 'fluke'; known: .*ptd"):
-        load_meter_profile(str(bad))
-    bad.write_text("port: 1\n")
-    with pytest.raises(MeterError, match="key 'driver' is required"):
-        load_meter_profile(str(bad))
+    for text, problem in [
+        ("driver: ptd\nport: '8888'\n", r"key 'port' must be int, got str '8888'"),
+        ("driver: ptd\nprot: 8888\n", "unknown key 'prot' for meter driver 'ptd'"),
+        ("driver: fluke\n", r"unknown meter driver 'fluke'; known: .*ptd"),
+        ("port: 1\n", "key 'driver' is required"),
+    ]:
+        bad.write_text(text)
+        with pytest.raises(MeterError, match=problem):
+            load_meter_profile(str(bad))
     with pytest.raises(MeterError, match=r"unknown meter 'nope'; known: .*virtual-ptd"):
         load_meter_profile("nope")
     assert load_meter_profile("virtual-ptd")["idle_s"] == 1.0  # defaults filled in

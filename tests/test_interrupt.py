@@ -6,21 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from edgebench.agent.recorder import read_queries
 
-from .support import CLI, REPO
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from .support import CLI, REPO, ctrl_c, wait_for
 
 
 def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(
@@ -47,19 +37,15 @@ def test_ctrl_c_marks_the_run_incomplete_and_keeps_measurements(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
 
-        def measuring() -> bool:
-            # The first chunk of per-query times reaches the disk after 65,536 queries.
-            files = list((tmp_path / "res").glob("*/queries/index.i64"))
-            return bool(files) and files[0].stat().st_size > 0
+    def measuring() -> bool:
+        # The first chunk of per-query times reaches the disk after 65,536 queries.
+        files = list((tmp_path / "res").glob("*/queries/index.i64"))
+        return bool(files) and files[0].stat().st_size > 0
 
-        assert wait_for(measuring, 60), "the run never started measuring"
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    stderr = ctrl_c(
+        process, lambda: wait_for(measuring, 60), "the run never started measuring", timeout=30
+    )
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     [run_dir] = list((tmp_path / "res").iterdir())

@@ -9,8 +9,6 @@ the emulator turns into power, so the true energy is known.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -31,24 +29,10 @@ from edgebench.meters.profiles import load_meter_profile, open_meter
 from edgebench.metrics.energy import LAB_LABEL
 from edgebench.submission.tree import assemble
 
-from .support import CLI, run_cli
-from .test_interrupt import wait_for
+from .support import CLI, ctrl_c, processes_mentioning, run_cli, wait_for
 
 IDLE_W, ACTIVE_W = 2.0, 5.0
 STAND_IN = ["python", "-m", "edgebench.lab.power_client_stand_in"]
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """Processes whose command line holds `text` (the test's own directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def stand_in_profile(path: Path, activity: Path, **extra: object) -> Path:
@@ -169,15 +153,12 @@ def test_ctrl_c_mid_session_ends_the_client_too(tmp_path: Path) -> None:
     argv = [*CLI, "run", "-b", "kws", "-s", "SingleStream", "-m", "performance"]
     argv += ["--duration", "3", "--meter", str(profile), "--results", str(tmp_path / "res")]
     process = subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    try:
+
+    def testing() -> bool:
         # energy.json ("pending") is written in the testing phase, as its workload starts
-        testing = wait_for(lambda: any((tmp_path / "res").glob("*/energy.json")), 60)
-        assert testing, "the run never reached its testing phase"
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+        return wait_for(lambda: any((tmp_path / "res").glob("*/energy.json")), 60)
+
+    stderr = ctrl_c(process, testing, "the run never reached its testing phase", timeout=60)
     assert process.returncode == 130, stderr
     (result_file,) = (tmp_path / "res").glob("*/result.json")
     assert json.loads(result_file.read_text())["status"] == "incomplete"

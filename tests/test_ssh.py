@@ -12,7 +12,6 @@ import json
 import os
 import posixpath
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from .ssh_fixtures import (  # noqa: F401  (device_fixture, sshd_fixture: pytest
     throwaway_user,
     wait_measuring,
 )
-from .support import REPO, shared_model
+from .support import REPO, ctrl_c, shared_model
 
 LOADGEN_LOGS = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 
@@ -222,13 +221,12 @@ def test_ctrl_c_stops_the_remote_agent_and_keeps_its_measurements(
     device: LoopbackDevice, tmp_path: Path
 ) -> None:
     process = start_long_run(device, tmp_path)
-    try:
-        assert wait_measuring(device.workdir), "the remote run never started measuring"
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=40)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    stderr = ctrl_c(
+        process,
+        lambda: wait_measuring(device.workdir),
+        "the remote run never started measuring",
+        timeout=40,
+    )
     assert process.returncode == 130, stderr
     [run_dir] = list((tmp_path / "res").iterdir())
     result = json.loads((run_dir / "result.json").read_text())

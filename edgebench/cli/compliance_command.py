@@ -12,7 +12,7 @@ from ..devices.profiles import open_device
 from ..submission.compliance import CHOICES, ComplianceError, plan_steps, tests_for
 from . import run_command
 from .progress import RunProgress
-from .render import print_json, results_table, stderr, stdout
+from .render import print_results, stderr
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -61,12 +61,7 @@ def compliance_command(args: argparse.Namespace) -> int:
             results.append(result)
             if not args.json:
                 stderr.print(f"{label}: {_verdict(result)}", highlight=False, markup=False)
-    if args.json:
-        print_json(results)
-    else:
-        stdout.print(results_table(results))
-        for result in results:
-            stdout.print(f"  {options.results_root / str(result.get('run_id'))}", highlight=False)
+    print_results(results, args.json, options.results_root)
     verdicts = [r["compliance"]["passed"] for r in results if r.get("mode") == "compliance"]
     return 0 if verdicts and all(verdicts) else 1
 

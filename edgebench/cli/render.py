@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,16 @@ stderr = Console(stderr=True)
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_results(results: list[dict[str, Any]], as_json: bool, results_root: Path) -> None:
+    """What a command that made runs prints last: their JSON, or the table and their folders."""
+    if as_json:
+        print_json(results)
+        return
+    stdout.print(results_table(results))
+    for result in results:
+        stdout.print(f"  {results_root / str(result.get('run_id'))}", highlight=False)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

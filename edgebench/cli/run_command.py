@@ -26,7 +26,7 @@ from ..suite.official import OFFICIAL_IDS, official_benchmark, official_benchmar
 from ..suite.user_model import user_benchmark
 from .deploy_command import require_deployer
 from .progress import RunProgress
-from .render import print_json, results_table, stderr, stdout
+from .render import print_results, stderr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,12 +200,7 @@ def run_command(args: argparse.Namespace) -> int:
             results.append(result)
             if not args.json:
                 stderr.print(f"{label}: {_verdict(result)}", highlight=False)
-    if args.json:
-        print_json(results)
-    else:
-        stdout.print(results_table(results))
-        for result in results:
-            stdout.print(f"  {options.results_root / str(result.get('run_id'))}", highlight=False)
+    print_results(results, args.json, options.results_root)
     return 0 if all(r.get("valid") for r in results) else 1
 
 

@@ -39,11 +39,13 @@ class CortexM4Port(FirmwarePort):
     compilers = ("arm-none-eabi-gcc",)
     install_hint = ARM_INSTALL_HINT
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        if "folder" in cls.__dict__:
-            cls.source_dirs = (cls.folder, CORTEX_M_DIR)
-            cls.flags = (*COMMON_FLAGS, *ARM_FLAGS, f"-T{cls.folder / 'link.ld'}")
+    @property
+    def source_dirs(self) -> tuple[Path, ...]:  # type: ignore[override]
+        return (self.folder, CORTEX_M_DIR)
+
+    @property
+    def flags(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*COMMON_FLAGS, *ARM_FLAGS, f"-T{self.folder / 'link.ld'}")
 
 
 class BoardPort(CortexM4Port):

@@ -32,6 +32,22 @@ class EmulatorError(RuntimeError):
     """The stand-in did not come up; the message carries its own complaint."""
 
 
+def end_process(
+    process: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S, *, terminate: bool = True
+) -> int:
+    """End `process` if it still runs and return its exit code: terminate it (unless
+    `terminate` is False: it is ending by itself), wait up to `timeout_s`, then kill it."""
+    if process.poll() is None:
+        if terminate:
+            process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def first_line(line: str) -> str | None:
     return line or None
 
@@ -125,13 +141,7 @@ class StandInProcess:
         return " | ".join(self.stderr_text().strip().splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, STOP_TIMEOUT_S)
         if self._drainer is not None:  # it ends at the output's end; its fd must stay ours
             self._drainer.join(timeout=STOP_TIMEOUT_S)
         for stream in (self.process.stdin, self.process.stdout):

@@ -12,10 +12,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..lab.emulator_process import EmulatorError, EmulatorProcess, emulator_args
 from ..metrics.power_trace import PowerTrace
+
+if TYPE_CHECKING:
+    from .recording import Recording
 
 PHASES = ("ranging", "testing")
 
@@ -70,6 +73,9 @@ class Meter(ABC):
     #: False for a meter that measures only around a workload it is handed (MLCommons'
     #: client wants the run's LoadGen logs): `edgebench meters probe` then only opens it.
     records_alone: ClassVar[bool] = True
+    #: The recording in progress, for drivers that record through a Recording (the helpers
+    #: below keep start(), stop() and close() alike across them).
+    _recording: Recording | None = None
 
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile
@@ -116,6 +122,30 @@ class Meter(ABC):
             "not recording": "call start() first",
         }
         return MeterError(f"meter {self.name} is {problem}; {fixes[problem]}")
+
+    def _check_can_start(self, opened: bool = True) -> None:
+        """Refuse start() on a meter not `opened` or already recording (drivers that learn
+        they are not open from their first command leave `opened` alone)."""
+        if not opened:
+            raise self._refuse("not open")
+        if self._recording is not None:
+            raise self._refuse("already recording")
+
+    def _take_recording(self) -> Recording:
+        """The recording stop() ends, no longer the meter's; "not recording" if none."""
+        recording = self._recording
+        if recording is None:
+            raise self._refuse("not recording")
+        self._recording = None
+        return recording
+
+    def _abandon_recording(self, wait_s: float | None = 0.0) -> None:
+        """close() mid-run: halt the reader (waiting up to `wait_s`, None = until it ends)
+        and end the trace as stopped, keeping what was recorded."""
+        if self._recording is not None:
+            self._recording.halt(wait_s)
+            self._recording.fail("meter closed while recording")
+            self._recording = None
 
     @abstractmethod
     def open(self) -> None:

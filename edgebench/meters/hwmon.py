@@ -406,9 +406,7 @@ class HwmonMeter(Meter):
         return self._clock.measure(CLOCK_ROUNDS)
 
     def close(self) -> None:
-        if self._recording is not None:
-            self._recording.fail("meter closed while recording")
-            self._recording = None
+        self._abandon_recording()
         if self._link is not None:
             self._link.close()
             self._link = None
@@ -432,11 +430,8 @@ class HwmonMeter(Meter):
 
     # -- recording -------------------------------------------------------------------------
     def start(self, directory: Path, phase: str = "testing") -> None:
-        if self._link is None:
-            raise self._refuse("not open")
-        if self._recording is not None:
-            raise self._refuse("already recording")
-        assert self._anchor is not None
+        self._check_can_start(self._link is not None)
+        assert self._link is not None and self._anchor is not None
         writer = PowerTraceWriter(
             Path(directory),
             "power",
@@ -455,10 +450,7 @@ class HwmonMeter(Meter):
         self._recording.begin()
 
     def stop(self) -> PowerTrace:
-        stream = self._recording
-        if stream is None:
-            raise self._refuse("not recording")
-        self._recording = None
+        stream = self._take_recording()
         if stream.failure is None:
             try:
                 assert self._link is not None
@@ -543,7 +535,6 @@ class _Stream(Recording):
         self.period_ns = 1e9 / rate_hz
         self.width = sum(len(r.files) for r in rails)
         self.max_read_ns = 0
-        self.garbage = 0
         self._next_tick = 0
         self._times: list[float] = []
         self._values: list[float] = []
@@ -594,7 +585,6 @@ class _Stream(Recording):
             if len(raw) != self.width or t1 < t0:
                 raise ValueError
         except (ValueError, IndexError):
-            self.garbage += 1
             self.writer.event(self._host_s(None), "message", f"garbage from sampler: {line!r}")
             return
         host_t = self._host_s((t0 + t1) / 2)

@@ -61,7 +61,6 @@ class JoulescopeStream(Recording):
         self.rate: float | None = None
         self.origin: int | None = None  # sample index of meter time 0
         self.last_data = time.monotonic()
-        self.missing = 0
         # Per analog signal: (index of its first held sample, samples not yet paired).
         self._pending: dict[str, tuple[int, np.ndarray]] = {}
         self._next: dict[str, int] = {}
@@ -151,7 +150,6 @@ class JoulescopeStream(Recording):
                 "gap",
                 f"{lost} sample(s) missing (not measured, or not delivered)",
             )
-            self.missing += lost
         breaks = np.flatnonzero(np.diff(positions) != 1) + 1
         for run in np.split(positions, breaks):
             if len(run):
@@ -222,7 +220,7 @@ class JoulescopeMeter(Meter):
         self._require("mark_input", self.mark_input, marks_ok, " not 0..3 (or null)")
         self._driver: Any = None
         self.path: str | None = None
-        self._stream: JoulescopeStream | None = None
+        self._recording: JoulescopeStream | None = None
         self._feed: LiveFeed | None = None
         self._watchdog: threading.Thread | None = None
         self._topics: list[str] = []
@@ -276,10 +274,7 @@ class JoulescopeMeter(Meter):
         return f"marks: GPI{self.mark_input} level changes, in the instrument's sample count"
 
     def start(self, directory: Path, phase: str = "testing") -> None:
-        if self._driver is None or self.path is None:
-            raise self._refuse("not open")
-        if self._stream is not None:
-            raise self._refuse("already recording")
+        self._check_can_start(self._driver is not None and self.path is not None)
         writer = PowerTraceWriter(
             Path(directory),
             "current_voltage",
@@ -287,8 +282,8 @@ class JoulescopeMeter(Meter):
             sample_period_s=1.0 / self.sample_rate,
             clock="meter",
         )
-        self._stream = JoulescopeStream(writer, self.mark_input)
-        self._feed = LiveFeed(self._stream)
+        self._recording = JoulescopeStream(writer, self.mark_input)
+        self._feed = LiveFeed(self._recording)
         controls = ["s/i", "s/v"]
         if self.mark_input is not None:
             controls.append(f"s/gpi/{self.mark_input}")
@@ -301,17 +296,14 @@ class JoulescopeMeter(Meter):
         self._watchdog.start()
 
     def _watch(self) -> None:
-        stream = self._stream
-        while self._stream is stream and stream is not None:
+        stream = self._recording
+        while self._recording is stream and stream is not None:
             if not stream.check_alive(self.timeout_s):
                 return
             time.sleep(WATCHDOG_S)
 
     def stop(self) -> PowerTrace:
-        stream = self._stream
-        if stream is None:
-            raise self._refuse("not recording")
-        self._stream = None
+        stream = self._take_recording()
         self._unsubscribe()
         return stream.finish()
 
@@ -325,9 +317,7 @@ class JoulescopeMeter(Meter):
         self._topics = []
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.fail("meter closed while recording")
-            self._stream = None
+        self._abandon_recording()
         self._unsubscribe()
         if self._driver is not None:
             with contextlib.suppress(Exception):

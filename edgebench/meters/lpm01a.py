@@ -224,9 +224,7 @@ class Lpm01aMeter(Meter):
             stream.fail(why)
 
     def close(self) -> None:
-        if self._recording is not None:
-            self._fail_stream("meter closed while recording")
-            self._recording = None
+        self._abandon_recording()
         if self._serial is not None:
             # As MLPerf Tiny's runner tears down: DUT power off, control back to the board.
             # A board that no longer answers cannot be released; close anyway.
@@ -263,8 +261,7 @@ class Lpm01aMeter(Meter):
     # -- recording -------------------------------------------------------------------------
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Power the device and acquire; `phase` is ignored (no ranging on this meter)."""
-        if self._recording is not None:
-            raise self._refuse("already recording")
+        self._check_can_start()  # not open: command() says so
         self.command("pwr on")
         kind = "energy" if self.output == "energy" else "current_voltage"
         writer = PowerTraceWriter(
@@ -287,6 +284,8 @@ class Lpm01aMeter(Meter):
         stream.streaming = True
 
     def stop(self) -> PowerTrace:
+        # Not _take_recording(): the stream stays routed until `stop` is acknowledged, so
+        # the samples the board sends before the ack still reach it.
         stream = self._recording
         if stream is None:
             raise self._refuse("not recording")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import math
 import secrets
 import shlex
 import shutil
@@ -42,6 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..lab.emulator_process import end_process
 from ..metrics.power_trace import PowerTrace, PowerTraceWriter
 from . import mlcommons_gate, ptd
 from .base import PHASES, Meter, MeterError, MeterInfo
@@ -257,13 +257,8 @@ class MlcommonsPowerMeter(Meter):
 
     def _end_client(self) -> None:
         """Stop a client still running (an abandoned session), so the next run starts anew."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(timeout=5.0)
-            if self._process.poll() is None:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            end_process(self._process, 5.0)
         self._process = None
 
     # -- description -----------------------------------------------------------------------
@@ -488,11 +483,7 @@ def _trace_from_spl(spl: Path, directory: Path, info: MeterInfo) -> PowerTrace:
         except ValueError:
             writer.event(time.time(), "message", f"unparseable sample line {line!r}")
             continue
-        if w >= ptd.OVERLOAD_AT or a >= ptd.OVERLOAD_AT:
-            writer.event(t, "overload", f"analyzer over range: {line}")
-        elif not math.isfinite(w):
-            writer.event(t, "uncertain", f"no valid watts reading: {line}")
-        else:
+        if ptd.usable(writer, line, t, w, a):
             times.append(t)
             watts.append(w)
     if times:

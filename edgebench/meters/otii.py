@@ -208,10 +208,7 @@ class OtiiMeter(Meter):
         link.request("arc_set_main", device_id=device_id, enable=True)
 
     def close(self) -> None:
-        if self._recording is not None:
-            self._recording.halt(self.timeout_s + 5.0)
-            self._recording.fail("meter closed while recording")
-            self._recording = None
+        self._abandon_recording(self.timeout_s + 5.0)
         if self._link is not None:
             with contextlib.suppress(MeterError):
                 if self.device:
@@ -245,10 +242,7 @@ class OtiiMeter(Meter):
     # -- recording -------------------------------------------------------------------------
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Start an Otii recording and stream it into a trace; `phase` is ignored."""
-        if self._link is None:
-            raise self._refuse("not open")
-        if self._recording is not None:
-            raise self._refuse("already recording")
+        self._check_can_start(self._link is not None)
         self._link.request("project_start_recording", project_id=self.project)
         last = self._link.request("project_get_last_recording", project_id=self.project)
         writer = PowerTraceWriter(
@@ -264,10 +258,7 @@ class OtiiMeter(Meter):
         self._recording.begin()
 
     def stop(self) -> PowerTrace:
-        stream = self._recording
-        if stream is None:
-            raise self._refuse("not recording")
-        self._recording = None
+        stream = self._take_recording()
         stream.halt(self.timeout_s + 5.0)
         if stream.failure is None:
             try:
@@ -311,7 +302,7 @@ class _Stream(Recording):
             available = min(counts)
             while self.fetched < available:
                 count = min(CHUNK, available - self.fetched)
-                self._take(self._analog("mc", count), self._analog("mv", count))
+                self._take(self._fetch("mc", count), self._fetch("mv", count))
             if self.mark_input:
                 self._marks()
 
@@ -319,13 +310,11 @@ class _Stream(Recording):
         data = self.link.request("recording_get_channel_data_count", channel=channel, **self.ids)
         return int(data["count"])
 
-    def _analog(self, channel: str, count: int) -> dict[str, Any]:
+    def _fetch(self, channel: str, count: int, index: int | None = None) -> dict[str, Any]:
+        """`count` samples of `channel` from `index` on (analog ones: from those fetched)."""
+        index = self.fetched if index is None else index
         return self.link.request(
-            "recording_get_channel_data",
-            channel=channel,
-            index=self.fetched,
-            count=count,
-            **self.ids,
+            "recording_get_channel_data", channel=channel, index=index, count=count, **self.ids
         )
 
     def _take(self, current: dict[str, Any], voltage: dict[str, Any]) -> None:
@@ -354,13 +343,7 @@ class _Stream(Recording):
         total = self._count(self.mark_input)
         if total <= self.marks_seen:
             return
-        data = self.link.request(
-            "recording_get_channel_data",
-            channel=self.mark_input,
-            index=self.marks_seen,
-            count=total - self.marks_seen,
-            **self.ids,
-        )
+        data = self._fetch(self.mark_input, total - self.marks_seen, self.marks_seen)
         for entry in data.get("values", []):
             level = bool(entry["value"])
             if self.level is not None and level != self.level:

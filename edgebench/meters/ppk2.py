@@ -104,7 +104,9 @@ class Calibration:
         return cls(values)
 
     def table(self, key: str) -> np.ndarray:
-        return np.array([self.values.get(f"{key}{n}", NEUTRAL.get(key, 0.0)) for n in range(5)])
+        return np.array(
+            [self.values.get(f"{key}{n}", NEUTRAL.get(key, 0.0)) for n in range(RANGES)]
+        )
 
     def coefficients(self, vdd_v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per range: (offset counts, amps per count, amps at zero) for this supply."""
@@ -231,10 +233,7 @@ class Ppk2Meter(Meter):
         if self._serial is not None:
             with contextlib.suppress(MeterError):  # a dead kit cannot be stopped; close anyway
                 self._send(OP_AVERAGE_STOP)
-        if self._recording is not None:
-            self._recording.halt(self.timeout_s + 5.0)
-            self._recording.fail("meter closed while recording")
-            self._recording = None
+        self._abandon_recording(self.timeout_s + 5.0)
         if self._serial is not None:
             if self.mode == "source":
                 with contextlib.suppress(MeterError):
@@ -267,10 +266,7 @@ class Ppk2Meter(Meter):
     # -- recording -------------------------------------------------------------------------
     def start(self, directory: Path, phase: str = "testing") -> None:
         """Stream into a trace; `phase` is ignored (the kit autoranges)."""
-        if self._serial is None or self.calibration is None:
-            raise self._refuse("not open")
-        if self._recording is not None:
-            raise self._refuse("already recording")
+        self._check_can_start(self._serial is not None and self.calibration is not None)
         writer = PowerTraceWriter(
             Path(directory),
             "current_voltage",
@@ -279,17 +275,14 @@ class Ppk2Meter(Meter):
             clock="meter",
         )
         self._serial.reset_input_buffer()
-        stream = _Stream(writer, self._serial, self.calibration, self, self.timeout_s)
+        stream = _Stream(writer, self._serial, self.calibration, self)
         self._recording = stream
         self._send(OP_AVERAGE_START)
         stream.host_start = time.monotonic()
         stream.begin()
 
     def stop(self) -> PowerTrace:
-        stream = self._recording
-        if stream is None:
-            raise self._refuse("not recording")
-        self._recording = None
+        stream = self._take_recording()
         elapsed = None
         if stream.failure is None:
             with contextlib.suppress(MeterError):
@@ -314,7 +307,6 @@ class _Stream(Recording):
         port: serial.Serial,
         calibration: Calibration,
         meter: Ppk2Meter,
-        timeout_s: float,
     ) -> None:
         super().__init__(writer, "check the USB link and rerun")
         self.port = port
@@ -322,12 +314,11 @@ class _Stream(Recording):
         self.volts = meter.voltage
         self.where = f"PPK2 at {meter.port}"
         self.mark_bit = 1 << meter.mark_input
-        self.timeout_s = timeout_s
+        self.timeout_s = meter.timeout_s
         self.host_start = time.monotonic()
         self.index = 0  # sample periods since start, lost ones included
         self.counter: int | None = None
         self.level: int | None = None
-        self.garbage = 0
         self._remainder = b""
 
     def check_count(self, elapsed_s: float) -> None:
@@ -376,7 +367,6 @@ class _Stream(Recording):
         good = ranges < RANGES
         if not good.all():
             bad = int((~good).sum())
-            self.garbage += bad
             self.writer.event(
                 self.index * PERIOD_S, "message", f"{bad} corrupt sample word(s) (range > 4)"
             )

@@ -87,6 +87,18 @@ def parse_sample(line: str) -> tuple[float, float, float, float]:
     return stamp.timestamp(), float(fields[3]), float(fields[5]), float(fields[7])
 
 
+def usable(writer: PowerTraceWriter, line: str, t: float, watts: float, amps: float) -> bool:
+    """Whether a parsed sample holds a reading; if not, records why on `writer`: an over-range
+    code (an "overload" event) or no valid watts (an "uncertain" event)."""
+    if watts >= OVERLOAD_AT or amps >= OVERLOAD_AT:
+        writer.event(t, "overload", f"analyzer over range: {line}")
+        return False
+    if not math.isfinite(watts):
+        writer.event(t, "uncertain", f"no valid watts reading: {line}")
+        return False
+    return True
+
+
 def spl_line(line: str, mark: str) -> str:
     """`line` as MLPerf's server writes it to spl.txt ("legacy" form): the RL line plus
     `,Mark,<mark>`; a line that already carries a Mark keeps just that one."""
@@ -186,10 +198,7 @@ class PtdMeter(Meter):
         self._ranges_changed = True
 
     def close(self) -> None:
-        if self._recording is not None:
-            self._recording.halt()
-            self._recording.fail("meter closed while recording")
-        self._recording = None
+        self._abandon_recording(None)
         if self._conn is not None:
             if self._ranges_changed:
                 # As MLPerf's server does; a dead daemon cannot be restored, close anyway.
@@ -230,8 +239,7 @@ class PtdMeter(Meter):
     def start(self, directory: Path, phase: str = "testing") -> None:
         if phase not in PHASES:
             raise MeterError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
-        if self._recording is not None:
-            raise self._refuse("already recording")
+        self._check_can_start()  # not open: the first command says so
         volts, amps = self._phase_ranges(phase)
         self._set_range("V", volts)
         self._set_range("A", amps)
@@ -261,10 +269,7 @@ class PtdMeter(Meter):
         return f"{float(volts):g}", f"{float(amps):g}"
 
     def stop(self) -> PowerTrace:
-        recording = self._recording
-        if recording is None:
-            raise self._refuse("not recording")
-        self._recording = None
+        recording = self._take_recording()
         recording.halt()
         if recording.failure is None:
             try:
@@ -317,11 +322,7 @@ class _Recording(Recording):
                 self.writer.event(time.time(), "message", f"unparseable sample line {line!r}")
                 continue
             self._spl.write(spl_line(line, self.mark) + "\n")
-            if w >= OVERLOAD_AT or a >= OVERLOAD_AT:
-                self.writer.event(t, "overload", f"analyzer over range: {line}")
-            elif not math.isfinite(w):
-                self.writer.event(t, "uncertain", f"no valid watts reading: {line}")
-            else:
+            if usable(self.writer, line, t, w, a):
                 times.append(t)
                 watts.append(w)
                 self.max_volts = max(self.max_volts, v)

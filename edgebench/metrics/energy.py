@@ -83,12 +83,14 @@ def compute_energy(
         )
     if trace.status != "complete":
         reasons.append(f"the meter stopped mid-run ({trace.status}); the trace so far is kept")
+    logged = trace.events()  # read once, not once per window and kind
+    events = {kind: [e for e in logged if e.get("kind") == kind] for kind in INVALIDATING_EVENTS}
     rows = []
     for k, s in enumerate(sums):
         energy = _energy(s, method)
         uncertainty = window_uncertainty(s, energy, accuracy, period)
         rows.append((s, energy, uncertainty))
-        problems = _window_problems(s, health, trace, options)
+        problems = _window_problems(s, health, events, options)
         if k < len(windows):
             reasons += problems
         else:  # idle is reported beside the result, not part of it
@@ -123,7 +125,7 @@ def compute_energy(
         "span_s": list(trace.span) if trace.sample_count else None,
         "nominal_period_s": health.nominal_period_s,
         "gaps": health.gap_count,
-        "overload_events": len(trace.events("overload")),
+        "overload_events": len(events["overload"]),
     }
     result["valid"] = not reasons
     result["reasons"] = list(dict.fromkeys(reasons))
@@ -191,7 +193,7 @@ def _net_of_idle(rows: list[tuple[WindowSums, float, Uncertainty]], idle_w: floa
 
 
 def _window_problems(
-    s: WindowSums, health: TraceHealth, trace: PowerTrace, options: EnergyOptions
+    s: WindowSums, health: TraceHealth, events: dict[str, list[dict]], options: EnergyOptions
 ) -> list[str]:
     w = s.window
     name = w.label or "window"
@@ -211,7 +213,7 @@ def _window_problems(
             f"from {a:.3f} s): the meter dropped samples; re-run"
         )
     for kind, (what, fix) in INVALIDATING_EVENTS.items():
-        inside = [e for e in trace.events(kind) if w.start <= e["t"] <= w.end]
+        inside = [e for e in events[kind] if w.start <= e["t"] <= w.end]
         if inside:
             first = inside[0]
             problems.append(

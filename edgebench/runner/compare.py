@@ -104,8 +104,8 @@ def compare_runs(run_a: Path, run_b: Path) -> Comparison:
                 f"{run_a} ({a.get(key)}) and {run_b} ({b.get(key)}) differ in {key}; compare "
                 f"two runs of the same benchmark, both timed or both accuracy runs"
             )
-    differences = _differences("settings", _flatten({k: a.get(k) for k in SETTINGS_KEYS}),
-                               _flatten({k: b.get(k) for k in SETTINGS_KEYS}))  # fmt: skip
+    settings = [_flatten({k: r.get(k) for k in SETTINGS_KEYS}) for r in (a, b)]
+    differences = _differences("settings", *settings)
     differences += _differences("system", _system(a), _system(b))
     metrics = _performance(run_a, a, run_b, b) if _timed(a) else []
     metrics += _accuracy(a, b) + _energy(a, b)

@@ -193,6 +193,18 @@ def attach(writer: ResultWriter, energy: dict[str, Any]) -> None:
     )
 
 
+def energy_options(inputs: EnergyInputs, method: str, tier: str) -> EnergyOptions:
+    """How a run's energy is computed, from what it recorded: the same for the run, for
+    `edgebench energy` and for the checker's recomputation."""
+    submission_tiny = inputs.submission_grade and tier == "meter-marks"
+    return EnergyOptions(
+        method=method,
+        tier=tier,
+        subtract_idle=inputs.subtract_idle,
+        min_window_s=TINY_MIN_WINDOW_S if submission_tiny else 0.0,
+    )
+
+
 def compute_run_energy(
     directory: Path,
     inputs: EnergyInputs,
@@ -207,13 +219,7 @@ def compute_run_energy(
         clock = MeterClock.of(trace, inputs.clock_uncertainty_s)
         windows, tier = _windows(directory, trace, clock, window_policy)
         idle = _idle_window(trace, clock, inputs)
-        submission_tiny = inputs.submission_grade and tier == "meter-marks"
-        options = EnergyOptions(
-            method=method,
-            tier=tier,
-            subtract_idle=inputs.subtract_idle,
-            min_window_s=TINY_MIN_WINDOW_S if submission_tiny else 0.0,
-        )
+        options = energy_options(inputs, method, tier)
         options.notes += inputs.notes
         result = compute_energy(trace, windows, options, idle)
         if failure:

@@ -13,8 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..devices.serial import LOG_FILE
 from ..protocol import tiny_replies as rp
 from ..suite.benchmarks import Benchmark
@@ -63,14 +61,16 @@ def _open_window(note: str) -> dict[str, Any] | None:
     return {"window": number, "sample": sample, "laps_us": [], "results": None}
 
 
-def rescore(directory: Path, benchmark: Benchmark) -> dict[str, Any]:
-    """The run's metrics recomputed from dut_log.txt (performance or accuracy)."""
+def rescore(
+    directory: Path, benchmark: Benchmark, windows: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The run's metrics recomputed from dut_log.txt (performance or accuracy); `windows`,
+    when the caller has read the log already (windows_from_log), saves reading it again."""
     result = json.loads((directory / "result.json").read_text())
-    windows = windows_from_log(directory / LOG_FILE)
+    if windows is None:
+        windows = windows_from_log(directory / LOG_FILE)
     if result["mode"] == "accuracy":
-        with np.load(benchmark.dataset_path) as data:
-            labels = data["y"]
-            groups = data["group"] if "group" in data.files else None
+        labels, groups = tiny_score.dataset_labels(benchmark)
         return {"accuracy": tiny_score.accuracy(benchmark, windows, labels, groups).to_dict()}
     record = json.loads((directory / "record.json").read_text())
     metrics, _ = tiny_score.performance(windows, float(record["plan"]["min_window_s"]))

@@ -158,11 +158,9 @@ def run_tiny(
 
 def _performance_samples(benchmark: Benchmark) -> list[int]:
     """Five different inputs: the first five files (for ad01, each file's first window)."""
-    with np.load(benchmark.dataset_path) as data:
-        count = len(data["y"])
-        groups = data["group"] if "group" in data.files else None
+    labels, groups = tiny_score.dataset_labels(benchmark)
     if groups is None:
-        return list(range(min(tiny_score.WINDOW_COUNT, count)))
+        return list(range(min(tiny_score.WINDOW_COUNT, len(labels))))
     _, first = np.unique(groups, return_index=True)
     return sorted(int(i) for i in first)[: tiny_score.WINDOW_COUNT]
 
@@ -360,9 +358,7 @@ def _load_figures(record: dict[str, Any]) -> dict[str, Any]:
 def _score_accuracy(
     benchmark: Benchmark, windows: list[dict[str, Any]], directory: Path
 ) -> AccuracyResult:
-    with np.load(benchmark.dataset_path) as data:
-        labels = data["y"]
-        groups = data["group"] if "group" in data.files else None
+    labels, groups = tiny_score.dataset_labels(benchmark)
     result = tiny_score.accuracy(benchmark, windows, labels, groups)
     log = directory / LOG_FILE
     digest = sha256_file(log) if log.is_file() else ""

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..metrics.accuracy import AccuracyResult, anomaly_auc, top1
 from ..suite.benchmarks import Benchmark
+from .scoring import _mean_per_group
 
 WINDOW_COUNT = 5  # MLPerf Tiny: the median of five windows, each on a different input
 MIN_WINDOW_S = {"quick": 1.0, "submission": 10.0}  # each timed window lasts at least this
@@ -93,6 +94,12 @@ def energy_metrics(energy: dict[str, Any] | None) -> dict[str, Any]:
     return {"primary": ("median energy (uJ/inf.)", micro), "median_energy_uj": micro}
 
 
+def dataset_labels(benchmark: Benchmark) -> tuple[np.ndarray, np.ndarray | None]:
+    """The evaluation set's labels, and each sample's source file (ad01's windows) or None."""
+    with np.load(benchmark.dataset_path) as data:
+        return data["y"], (data["group"] if "group" in data.files else None)
+
+
 def accuracy(
     benchmark: Benchmark,
     windows: list[dict[str, Any]],
@@ -119,9 +126,7 @@ def accuracy(
         scores = np.array([values[0] for values in outputs], dtype=np.float64)
         truth = labels[indices]
         if groups is not None:
-            keys, inverse = np.unique(groups[indices], return_inverse=True)
-            scores = np.bincount(inverse, weights=scores) / np.bincount(inverse)
-            truth = np.array([truth[inverse == k][0] for k in range(len(keys))])
+            scores, truth = _mean_per_group(scores, truth, groups[indices])
         return anomaly_auc(scores, truth, benchmark.target)
     return top1(np.array(outputs, dtype=np.float64), labels[indices], benchmark.target)
 

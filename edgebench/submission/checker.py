@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ..runner.tiny_run import TINY_SCENARIO  # what serial runs record as their scenario
 from . import SubmissionError
 from .rules import RuleSet
 from .run_files import RunFiles
-
-TINY_SCENARIO = "mlperf-tiny"  # what serial runs record as their scenario
 
 
 @dataclass(frozen=True)
@@ -64,30 +64,39 @@ class Scenario:
         """A microcontroller's MLPerf Tiny runs (DUT-timed windows, no LoadGen logs)."""
         return self.scenario == TINY_SCENARIO
 
+    @cached_property
+    def _runs(self) -> list[tuple[str, RunFiles]]:
+        """Every run directory, found once: the families share these RunFiles, so each file
+        of a run is read and parsed once per check, not once per family."""
+        runs = [
+            ("performance", RunFiles(p))
+            for p in sorted((self.directory / "performance").glob("run_*"))
+            if p.is_dir()
+        ]
+        for mode in ("accuracy", "energy"):
+            if (self.directory / mode).is_dir():
+                runs.append((mode, RunFiles(self.directory / mode)))
+        runs += [
+            ("compliance", RunFiles(p)) for p in sorted(self.directory.glob("TEST*")) if p.is_dir()
+        ]
+        return runs
+
     def performance_runs(self) -> list[RunFiles]:
-        root = self.directory / "performance"
-        return [RunFiles(p) for p in sorted(root.glob("run_*")) if p.is_dir()]
+        return [run for mode, run in self._runs if mode == "performance"]
 
     def accuracy_run(self) -> RunFiles | None:
-        path = self.directory / "accuracy"
-        return RunFiles(path) if path.is_dir() else None
+        return next((run for mode, run in self._runs if mode == "accuracy"), None)
 
     def energy_run(self) -> RunFiles | None:
         """A microcontroller's energy-mode run (Linux devices keep energy in performance)."""
-        path = self.directory / "energy"
-        return RunFiles(path) if path.is_dir() else None
+        return next((run for mode, run in self._runs if mode == "energy"), None)
 
     def compliance_runs(self) -> dict[str, RunFiles]:
-        return {p.name: RunFiles(p) for p in sorted(self.directory.glob("TEST*")) if p.is_dir()}
+        return {run.directory.name: run for mode, run in self._runs if mode == "compliance"}
 
     def all_runs(self) -> list[tuple[str, RunFiles]]:
         """(expected mode, run) for every run directory of the scenario."""
-        runs = [("performance", run) for run in self.performance_runs()]
-        for mode, run in (("accuracy", self.accuracy_run()), ("energy", self.energy_run())):
-            if run is not None:
-                runs.append((mode, run))
-        runs += [("compliance", run) for run in self.compliance_runs().values()]
-        return runs
+        return list(self._runs)
 
 
 class Context:

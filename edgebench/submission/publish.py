@@ -82,7 +82,12 @@ def _row(root: Path, scenario_dir: Path) -> Row:
     metrics = performance.get("metrics") or {}
     label, value = metrics.get("primary") or ("", None)
     energy = performance.get("energy") or {}
-    issues = _issues(performance, accuracy, scenario_dir)
+    verdicts = {  # compliance test -> passed, for the tests the scenario holds
+        test: _passed(scenario_dir / test)
+        for test in COMPLIANCE_TESTS
+        if (scenario_dir / test).is_dir()
+    }
+    issues = _issues(performance, accuracy, verdicts)
     acc = ((accuracy or {}).get("metrics") or {}).get("accuracy") or {}
     return Row(
         submission=root.resolve().name,
@@ -101,7 +106,7 @@ def _row(root: Path, scenario_dir: Path) -> Row:
         accuracy_target=acc.get("target"),
         energy_per_inference_j=energy.get("energy_per_inference_j"),
         average_power_w=energy.get("average_power_w"),
-        compliance=_compliance(scenario_dir),
+        compliance=_compliance(verdicts),
         settings_profile=str(performance.get("settings_profile") or ""),
         valid=not issues,
         issues="; ".join(issues),
@@ -156,7 +161,9 @@ def _latency_ms(scenario: str, metrics: dict[str, Any], value: Any) -> float | N
     return float(value)
 
 
-def _issues(performance: dict[str, Any], accuracy: dict[str, Any] | None, where: Path) -> list[str]:
+def _issues(
+    performance: dict[str, Any], accuracy: dict[str, Any] | None, verdicts: dict[str, bool]
+) -> list[str]:
     issues = []
     if not performance.get("valid"):
         issues.append("performance run invalid")
@@ -167,9 +174,7 @@ def _issues(performance: dict[str, Any], accuracy: dict[str, Any] | None, where:
     energy = performance.get("energy")
     if energy and not energy.get("valid"):
         issues.append("energy invalid")
-    for test in COMPLIANCE_TESTS:
-        if (where / test).is_dir() and not _passed(where / test):
-            issues.append(f"{test} failed")
+    issues += [f"{test} failed" for test, passed in verdicts.items() if not passed]
     return issues
 
 
@@ -180,12 +185,8 @@ def _passed(directory: Path) -> bool:
         return False
 
 
-def _compliance(scenario_dir: Path) -> str:
-    parts = [
-        f"{test} {'pass' if _passed(scenario_dir / test) else 'FAIL'}"
-        for test in COMPLIANCE_TESTS
-        if (scenario_dir / test).is_dir()
-    ]
+def _compliance(verdicts: dict[str, bool]) -> str:
+    parts = [f"{test} {'pass' if passed else 'FAIL'}" for test, passed in verdicts.items()]
     return ", ".join(parts) or "-"
 
 

@@ -81,10 +81,10 @@ def read_native_detail(path: Path) -> DetailLog:
     return log
 
 
-def read_summary(path: Path) -> dict[str, str]:
+def parse_summary(text: str) -> dict[str, str]:
     """`key : value` lines of a summary log (first occurrence wins), keys stripped."""
     values: dict[str, str] = {}
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         match = _SUMMARY_LINE.match(line)
         if match and not line.lstrip().startswith("*"):
             values.setdefault(match.group(1), match.group(2))
@@ -96,26 +96,29 @@ class RunFiles:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._json: dict[str, dict[str, Any]] = {}
 
     def path(self, name: str) -> Path:
         return self.directory / name
 
-    @cached_property
+    @property
     def result(self) -> dict[str, Any]:
         return self.json("result.json")
 
-    @cached_property
+    @property
     def record(self) -> dict[str, Any]:
         return self.json("record.json")
 
     def json(self, name: str) -> dict[str, Any]:
-        """A JSON object file, or {} when missing or unreadable (the file checks report it)."""
-        path = self.path(name)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        """A JSON object file, or {} when missing or unreadable (the file checks report it);
+        read once, however many checks ask for it."""
+        if name not in self._json:
+            try:
+                data = json.loads(self.path(name).read_text())
+            except (OSError, ValueError):
+                data = {}
+            self._json[name] = data if isinstance(data, dict) else {}
+        return self._json[name]
 
     @cached_property
     def loop(self) -> str:
@@ -134,9 +137,13 @@ class RunFiles:
         return read_native_detail(path) if self.loop == "native" else read_loadgen_detail(path)
 
     @cached_property
-    def summary(self) -> dict[str, str] | None:
+    def summary_text(self) -> str | None:
         path = self.log_path("summary")
-        return read_summary(path) if path.is_file() else None
+        return path.read_text(errors="replace") if path.is_file() else None
+
+    @cached_property
+    def summary(self) -> dict[str, str] | None:
+        return None if self.summary_text is None else parse_summary(self.summary_text)
 
     @cached_property
     def user_conf(self) -> list[tuple[str, str, str, str]] | str | None:

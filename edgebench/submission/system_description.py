@@ -16,7 +16,6 @@ CAPTURED = "edgebench_captured"
 # Linux devices report the first five, serial devices the DUT's name (its firmware's answer
 # to `name%`); the device profile and transport come from the run itself.
 SYSTEM_KEYS = ("hostname", "cpu_model", "machine", "os", "kernel", "dut_name")
-CAPTURED_KEYS = (*SYSTEM_KEYS, "device", "transport")
 MCU_TRANSPORTS = ("serial",)
 
 # field -> hint shown in the template. Order is the order of the written file.

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..emulator_process import end_process
+
 WORKER = "edgebench.lab.virtual_mcu.tflm_worker"
 
 
@@ -61,11 +63,7 @@ class TflmEngine:
 
     def _death(self) -> str:
         assert self._process is not None
-        try:
-            code = self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            code = self._process.wait()
+        code = end_process(self._process, 5.0, terminate=False)  # it is dying already
         if code < 0:
             try:
                 how = f"worker killed by {signal.Signals(-code).name}"

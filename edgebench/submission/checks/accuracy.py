@@ -29,11 +29,12 @@ def check_scenario(ctx: Context, scenario: Scenario) -> None:
     if run is None or not run.result:
         return
     _dataset(ctx, scenario, run)
-    accuracy = rescore(ctx, scenario, run)
-    if accuracy is None:
+    log = accuracy_log(scenario, run)
+    accuracy = rescore(ctx, scenario, run, log)
+    if accuracy is None or log is None:
         return
-    _target(ctx, scenario, run, accuracy)
-    _reported(ctx, run, accuracy, accuracy_log(scenario, run))
+    _target(ctx, scenario, run, accuracy, log)
+    _reported(ctx, run, accuracy, log)
 
 
 def _benchmark(ctx: Context, name: str) -> Benchmark | str:
@@ -58,12 +59,14 @@ def accuracy_log(scenario: Scenario, run: RunFiles) -> Path | None:
         return None  # reported by files.required
 
 
-def rescore(ctx: Context, scenario: Scenario, run: RunFiles) -> AccuracyResult | None:
+def rescore(
+    ctx: Context, scenario: Scenario, run: RunFiles, log: Path | None
+) -> AccuracyResult | None:
+    """The run's accuracy scored again from `log` (accuracy_log's answer)."""
     benchmark = _benchmark(ctx, str(run.result.get("benchmark") or scenario.benchmark))
     if isinstance(benchmark, str):
         ctx.fail(run.path("result.json"), "accuracy.recompute", f"cannot rescore: {benchmark}")
         return None
-    log = accuracy_log(scenario, run)
     if log is None:
         return None
     if scenario.tiny:
@@ -84,7 +87,7 @@ def _rescore_tiny(
     """Score the DUT's printed results again; every evaluation sample must have run once."""
     try:
         windows = windows_from_log(log)
-        scored = tiny_rescore(run.directory, benchmark)["accuracy"]
+        scored = tiny_rescore(run.directory, benchmark, windows)["accuracy"]
     except (ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as error:
         ctx.fail(log, "accuracy.recompute", f"cannot rescore: {error}")
         return None
@@ -122,14 +125,16 @@ def _dataset(ctx: Context, scenario: Scenario, run: RunFiles) -> None:
         )
 
 
-def _target(ctx: Context, scenario: Scenario, run: RunFiles, accuracy: AccuracyResult) -> None:
+def _target(
+    ctx: Context, scenario: Scenario, run: RunFiles, accuracy: AccuracyResult, log: Path
+) -> None:
     divisions = ctx.rules.param("accuracy.target", "divisions") or []
     if scenario.submitter.division not in divisions:
         return
     target = (ctx.rules.benchmarks.get(scenario.benchmark) or {}).get("target")
     if target is not None and accuracy.value < float(target):
         ctx.fail(
-            accuracy_log(scenario, run) or run.directory,
+            log,
             "accuracy.target",
             f"{accuracy.metric} rescored from the log is {accuracy.value:.5f}, "
             f"below the target {float(target):.5f}",

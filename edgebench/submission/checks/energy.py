@@ -13,10 +13,10 @@ import math
 from datetime import datetime
 from typing import Any
 
-from ...metrics.energy import EnergyOptions, compute_energy
+from ...metrics.energy import compute_energy
 from ...metrics.energy_integrate import EnergyError, Window
 from ...metrics.power_trace import PowerTrace, TraceError
-from ...runner.energy_step import ENERGY_FILE, POWER_DIR, TINY_MIN_WINDOW_S
+from ...runner.energy_step import ENERGY_FILE, POWER_DIR, EnergyInputs, energy_options
 from ..checker import Context, Scenario
 from ..run_files import RunFiles
 from .performance import POWER_TIME_FORMAT
@@ -163,14 +163,8 @@ def _recompute(ctx: Context, run: RunFiles, energy: dict[str, Any], trace: Power
     try:
         windows = [_as_window(w) for w in energy.get("windows") or []]
         idle = _as_window(energy["idle"]) if energy.get("idle") else None
-        options = EnergyOptions(
-            method=str(energy.get("method") or "auto"),
-            tier=tier,
-            subtract_idle=bool(inputs.get("subtract_idle")),
-            min_window_s=TINY_MIN_WINDOW_S
-            if inputs.get("submission_grade") and tier == "meter-marks"
-            else 0.0,
-        )
+        method = str(energy.get("method") or "auto")
+        options = energy_options(EnergyInputs.from_dict(inputs), method, tier)
         again = compute_energy(trace, windows, options, idle)
     except (EnergyError, TraceError, KeyError, TypeError, ValueError) as error:
         ctx.fail(path, "energy.recompute", f"cannot recompute from the trace: {error}")

@@ -193,7 +193,7 @@ def _summary(ctx: Context, scenario: Scenario, run: RunFiles) -> None:
                 "consistency.summary",
                 f"{label} is {summary[label]}, the detail log says {detail.get(key)}",
             )
-    processed = _PROCESSED.search(run.log_path("summary").read_text(errors="replace"))
+    processed = _PROCESSED.search(run.summary_text or "")
     count = detail.get("result_query_count")
     if processed and count is not None and int(processed.group(1)) != int(count):
         ctx.fail(

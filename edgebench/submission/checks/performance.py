@@ -4,6 +4,7 @@ large enough sample set, all read from the detail log."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ..checker import Context, Scenario
 from ..run_files import RunFiles
@@ -40,18 +41,28 @@ def _valid(ctx: Context, scenario: Scenario, run: RunFiles) -> None:
         )
 
 
-def _duration(ctx: Context, scenario: Scenario, run: RunFiles) -> None:
-    detail = run.detail
+def min_duration_ms(ctx: Context, scenario: Scenario, unset: str) -> Any:
+    """The rules' minimum run (or window) length for the scenario on its device category;
+    None, reported as `rules <name> set no <unset>`, when they set none."""
     minimum = ctx.rules.scenario_param(
         "performance.min-duration", "min_duration_ms", scenario.category, scenario.scenario
     )
     if minimum is None:
         ctx.fail(
-            scenario.directory,
-            "performance.min-duration",
-            f"rules {ctx.rules.name} set no minimum duration for {scenario.scenario} on "
-            f"{scenario.category} devices: the scenario is not allowed there",
+            scenario.directory, "performance.min-duration", f"rules {ctx.rules.name} set no {unset}"
         )
+    return minimum
+
+
+def _duration(ctx: Context, scenario: Scenario, run: RunFiles) -> None:
+    detail = run.detail
+    minimum = min_duration_ms(
+        ctx,
+        scenario,
+        f"minimum duration for {scenario.scenario} on {scenario.category} devices: "
+        "the scenario is not allowed there",
+    )
+    if minimum is None:
         return
     effective = detail.get("effective_min_duration_ms")
     if effective is not None and float(effective) < float(minimum):

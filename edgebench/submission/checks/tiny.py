@@ -13,6 +13,7 @@ from ...runner.tiny_rescore import windows_from_log
 from ..checker import Context, Scenario
 from ..run_files import RunFiles
 from .logs import same
+from .performance import min_duration_ms
 
 LOG = LOG_FILE
 _MEDIAN = re.compile(r"^Median throughput is ([0-9.]+) inf\./sec\.$", re.MULTILINE)
@@ -41,15 +42,8 @@ def _performance(
     ctx: Context, scenario: Scenario, run: RunFiles, windows: list[dict[str, Any]]
 ) -> None:
     log = run.path(LOG)
-    minimum_ms = ctx.rules.scenario_param(
-        "performance.min-duration", "min_duration_ms", scenario.category, scenario.scenario
-    )
+    minimum_ms = min_duration_ms(ctx, scenario, f"window length for {scenario.category} devices")
     if minimum_ms is None:
-        ctx.fail(
-            scenario.directory,
-            "performance.min-duration",
-            f"rules {ctx.rules.name} set no window length for {scenario.category} devices",
-        )
         return
     count = ctx.rules.param("performance.windows", "count")
     if count is not None and len(windows) != int(count):
